@@ -1,0 +1,43 @@
+/*  fs_pg - a PostgreSQL connection that reconnects: retry with back-off at start-up,
+    reconnect after loss. Parameters only through PQexecParams; every result checked. */
+#ifndef FS_PG_H_INCLUDED
+#define FS_PG_H_INCLUDED
+
+typedef struct fs_pg_s fs_pg_t;
+
+/* Creates the object; does not connect. NULL only on out-of-memory. */
+fs_pg_t *fs_pg_new (const char *url);
+void fs_pg_destroy (fs_pg_t **self_p);
+
+/* Connects, retrying with exponential back-off (100 ms doubling to 2 s) until
+   timeout_ms has passed (0 = try once). 0 on success, -1 with fs_pg_error set.
+   Stops early, returning -1, when zsys_interrupted is set. */
+int fs_pg_connect (fs_pg_t *self, int timeout_ms);
+/* True when the connection is up (CONNECTION_OK). */
+bool fs_pg_ok (fs_pg_t *self);
+/* The live connection, reconnecting once (no retry loop) if it was lost. NULL if down. */
+PGconn *fs_pg_conn (fs_pg_t *self);
+/* Last error, for logs; never NULL. */
+const char *fs_pg_error (fs_pg_t *self);
+/* True when the last failure was the connection (not the statement): worth retrying later. */
+bool fs_pg_lost (fs_pg_t *self);
+
+/* Runs sql with text parameters (values[i] NULL = SQL NULL). Returns the result when its
+   status is PGRES_COMMAND_OK or PGRES_TUPLES_OK (caller PQclears it); otherwise NULL with
+   the error stored (SQLSTATE in fs_pg_sqlstate). A lost connection is reconnected on the
+   next call, never silently mid-transaction: the failing call reports the loss. */
+PGresult *fs_pg_exec (fs_pg_t *self, const char *sql, int nparams, const char *const *values);
+/* As fs_pg_exec with lengths and formats (1 = binary) per parameter, e.g. for bytea. */
+PGresult *fs_pg_execb (fs_pg_t *self, const char *sql, int nparams, const char *const *values,
+                       const int *lengths, const int *formats, int result_format);
+/* fs_pg_exec, result cleared: 0 or -1. */
+int fs_pg_run (fs_pg_t *self, const char *sql, int nparams, const char *const *values);
+/* SQLSTATE of the last failed statement ("" when none), e.g. "23505" unique violation. */
+const char *fs_pg_sqlstate (fs_pg_t *self);
+
+int fs_pg_begin (fs_pg_t *self);
+int fs_pg_commit (fs_pg_t *self);
+/* Rolls back; safe to call when no transaction is open or the connection is lost. */
+void fs_pg_rollback (fs_pg_t *self);
+
+#endif

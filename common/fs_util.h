@@ -1,0 +1,22 @@
+/*  fs_util - small helpers every class uses: time, ids, bounded strings. */
+#ifndef FS_UTIL_H_INCLUDED
+#define FS_UTIL_H_INCLUDED
+
+#define FS_UUID_LEN 36          /* canonical text form, without the NUL */
+
+/* Wall-clock milliseconds since the Unix epoch. */
+int64_t fs_now_ms (void);
+/* Monotonic milliseconds, for timeouts. */
+int64_t fs_mono_ms (void);
+/* Writes a fresh random (v4) UUID and a NUL into out[FS_UUID_LEN + 1]. */
+void fs_uuid (char *out);
+/* Formats epoch ms as RFC 3339 UTC with milliseconds: out must hold 25 bytes. */
+void fs_rfc3339 (int64_t ms, char *out);
+/* Parses RFC 3339 (Z or +hh:mm offset, optional fraction). Returns 0 and sets *ms, or -1. */
+int fs_rfc3339_parse (const char *text, int64_t *ms);
+/* strdup that returns NULL for NULL. */
+char *fs_strdup (const char *s);
+/* Frees *p and sets it to NULL. */
+void fs_free (void *p_p);
+
+#endif
