@@ -16,12 +16,17 @@ typedef struct fs_server_s fs_server_t;
 #define FS_HANDLER_REJECT  -2   /* never applicable: roll back, dead-letter, ack rejected */
 
 /* What a handler gets: the open transaction, and the envelope it is applying. */
-typedef struct {
+typedef struct fs_inbox_ctx_s fs_inbox_ctx_t;
+struct fs_inbox_ctx_s {
     fs_server_t *server;        /* the service (for its pg, redis, config, routes) */
     fs_pg_t *pg;                /* inside the inbox transaction */
     const fs_envelope_t *env;   /* the envelope being applied (payload decoded) */
     char reason[256];           /* set on FS_HANDLER_REJECT: why */
-} fs_inbox_ctx_t;
+    /* Optional, set by a handler: runs after a successful commit (e.g. refresh a Redis
+       cache from the committed value). Must not fail the message: it is applied already. */
+    void (*after_commit) (fs_inbox_ctx_t *ctx);
+    char after_data[256];       /* what after_commit needs, written by the handler */
+};
 
 typedef int (fs_handler_fn) (fs_inbox_ctx_t *ctx);
 
@@ -30,10 +35,22 @@ typedef struct {
     fs_handler_fn *fn;          /* applies it */
 } fs_handler_t;
 
+/* The inbox's counters, registered once by the server before HTTP starts. */
+typedef struct {
+    fs_counter_t *applied;          /* envelopes applied */
+    fs_counter_t *duplicate;        /* envelopes already applied, acknowledged again */
+    fs_counter_t *rejected;         /* envelopes dead-lettered */
+    fs_counter_t *retried;          /* envelopes left for the sender to re-send */
+    fs_histogram_t *apply_seconds;  /* time to apply one envelope, commit included */
+} fs_inbox_metrics_t;
+
+void fs_inbox_register (fs_inbox_metrics_t *counters, fs_metrics_t *metrics);
+
 /* Emits an event caused by the envelope being applied (same transaction). */
 int fs_inbox_emit (fs_inbox_ctx_t *ctx, const fs_type_t *ptype, const void *payload);
 
-/* Handles one message from the bus ROUTER (frames: identity, empty, envelope). Used by
+/* Handles one message from the bus ROUTER (frames: identity, envelope;
+   the answer is identity, ack). Used by
    fs_server's loop; returns 0 (the loop goes on whatever happened to the message). */
 int fs_inbox_handle (fs_server_t *server, zsock_t *router);
 

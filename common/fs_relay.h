@@ -15,8 +15,14 @@ typedef struct {
     const char *service;        /* emitting service, e.g. "intake" */
     const char *schema;         /* its schema, e.g. "intake" */
     fs_routes_t *routes;        /* who consumes what (read-only) */
-    fs_metrics_t *metrics;      /* counters registered by the relay at start */
+    fs_counter_t *sent;         /* envelopes sent (first time) */
+    fs_counter_t *resent;       /* envelopes re-sent after the retry time */
+    fs_counter_t *delivered;    /* acknowledged applied or duplicate */
+    fs_counter_t *rejected;     /* acknowledged rejected (dead-lettered by the consumer) */
 } fs_relay_args_t;
+
+/* Registers the relay's counters in metrics and stores them in args (before HTTP starts). */
+void fs_relay_register (fs_relay_args_t *args, fs_metrics_t *metrics);
 
 void fs_relay_actor (zsock_t *pipe, void *args);
 

@@ -21,7 +21,10 @@ typedef struct {
     const char *name;                   /* one of fs_services */
     const fs_migration_t *migrations;   /* its schema's migrations */
     const fs_handler_t *handlers;       /* bus message handlers, ends with { NULL } */
-    /* Optional: after PG/Redis/bus are up, before ready; e.g. bind more sockets with
+    /* Optional: first, single-threaded, before the HTTP endpoint and stores start: register
+       metrics (the registry is read-only once HTTP runs), allocate state. 0 or -1. */
+    int (*init) (fs_server_t *server);
+    /* Optional: in the server actor, after PG/Redis/bus are up, before ready; e.g. bind more sockets with
        fs_server_loop. Returns 0, or -1 to stop start-up. */
     int (*start) (fs_server_t *server);
     /* Optional: before the stores close. */
@@ -44,6 +47,8 @@ fs_metrics_t *fs_server_metrics (fs_server_t *self);
 zloop_t *fs_server_loop (fs_server_t *self);
 const char *fs_server_name (fs_server_t *self);
 const char *fs_server_schema (fs_server_t *self);
+const fs_handler_t *fs_server_handlers (fs_server_t *self);
+fs_inbox_metrics_t *fs_server_inbox_metrics (fs_server_t *self);
 /* The service's own state, set by its start hook. */
 void *fs_server_state (fs_server_t *self);
 void fs_server_set_state (fs_server_t *self, void *state);

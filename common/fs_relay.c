@@ -1,0 +1,362 @@
+/*  fs_relay - sends a service's outbox to its consumers; marks rows delivered on acknowledgement. */
+#include "finestra.h"
+
+#define FS_RELAY_MAX_CONSUMERS 8
+#define FS_RELAY_LOCK_RETRY_MS 1000
+
+typedef struct {
+    const char *name;           /* consumer service */
+    zsock_t *dealer;            /* connected to its bus ROUTER */
+    zhashx_t *inflight;         /* msg_id -> send time (mono ms, boxed), sent and not acked */
+    bool wanted;                /* a send round may find rows for it */
+} s_consumer_t;
+
+typedef struct {
+    fs_relay_args_t *args;      /* settings, names, routes, counters (not owned) */
+    zsock_t *pipe;              /* to the parent */
+    fs_pg_t *pg;                /* own connection: holds the advisory lock and LISTENs */
+    bool leader;                /* holds the lock: this replica's relay is the active one */
+    int64_t next_lock_try;      /* mono ms of the next attempt to become leader */
+    int64_t next_scan;          /* mono ms of the next scan for rows due to be re-sent */
+    s_consumer_t consumers [FS_RELAY_MAX_CONSUMERS];
+    size_t nconsumers;          /* how many */
+    char channel [96];          /* NOTIFY channel of the outbox */
+    char sql_select [512];      /* schema-qualified statements, built once */
+    char sql_sent [256];
+    char sql_done [512];
+    char sql_rejected [256];
+} s_relay_t;
+
+void
+fs_relay_register (fs_relay_args_t *args, fs_metrics_t *metrics)
+{
+    args->sent = fs_metrics_counter (metrics, "finestra_relay_sent_total",
+                                     "Outbox envelopes sent for the first time", NULL);
+    args->resent = fs_metrics_counter (metrics, "finestra_relay_resent_total",
+                                       "Outbox envelopes re-sent after the retry time", NULL);
+    args->delivered = fs_metrics_counter (metrics, "finestra_relay_delivered_total",
+                                          "Envelopes acknowledged applied or duplicate", NULL);
+    args->rejected = fs_metrics_counter (metrics, "finestra_relay_rejected_total",
+                                         "Envelopes a consumer rejected (dead-lettered)", NULL);
+}
+
+static void
+s_box_free (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
+static void
+s_lose_leadership (s_relay_t *self, const char *why)
+{
+    if (self->leader)
+        fs_warn ("relay stepped down", "schema", self->args->schema, "reason", why);
+    self->leader = false;
+    self->next_lock_try = fs_mono_ms () + FS_RELAY_LOCK_RETRY_MS;
+    //  What was in flight will be re-sent by whoever leads next; forget it here
+    for (size_t i = 0; i < self->nconsumers; i++)
+        zhashx_purge (self->consumers [i].inflight);
+}
+
+//  Becomes the active relay for the schema if no other replica is
+static void
+s_try_lead (s_relay_t *self)
+{
+    if (self->leader || fs_mono_ms () < self->next_lock_try)
+        return;
+    self->next_lock_try = fs_mono_ms () + FS_RELAY_LOCK_RETRY_MS;
+    if (!fs_pg_ok (self->pg) && fs_pg_connect (self->pg, 0))
+        return;
+    char key [128];
+    snprintf (key, sizeof key, "finestra.relay.%s", self->args->schema);
+    const char *values [1] = { key };
+    PGresult *result = fs_pg_exec (self->pg,
+                                   "SELECT pg_try_advisory_lock (hashtext ($1))", 1, values);
+    if (!result)
+        return;
+    bool locked = streq (PQgetvalue (result, 0, 0), "t");
+    PQclear (result);
+    if (!locked)
+        return;                 //  another replica relays; try again later
+    char listen [128];
+    snprintf (listen, sizeof listen, "LISTEN \"%s\"", self->channel);
+    if (fs_pg_run (self->pg, listen, 0, NULL))
+        return;
+    self->leader = true;
+    self->next_scan = 0;
+    for (size_t i = 0; i < self->nconsumers; i++)
+        self->consumers [i].wanted = true;
+    fs_info ("relay leads", "schema", self->args->schema);
+}
+
+//  Sends what is due to one consumer, within its window
+static void
+s_send_round (s_relay_t *self, s_consumer_t *consumer)
+{
+    const fs_config_t *config = self->args->config;
+    int64_t now = fs_mono_ms ();
+    //  Forget sends older than the retry time: the database makes them due again
+    int64_t *sent_at = (int64_t *) zhashx_first (consumer->inflight);
+    zlist_t *expired = zlist_new ();
+    while (sent_at) {
+        if (now - *sent_at >= config->relay_retry_ms)
+            zlist_append (expired, (void *) zhashx_cursor (consumer->inflight));
+        sent_at = (int64_t *) zhashx_next (consumer->inflight);
+    }
+    for (const char *id = (const char *) zlist_first (expired); id;
+         id = (const char *) zlist_next (expired))
+        zhashx_delete (consumer->inflight, id);
+    zlist_destroy (&expired);
+
+    long space = config->relay_window - (long) zhashx_size (consumer->inflight);
+    if (space <= 0)
+        return;
+    long limit = space < config->relay_batch ? space : config->relay_batch;
+    char retry [24], lim [24];
+    snprintf (retry, sizeof retry, "%ld", config->relay_retry_ms);
+    snprintf (lim, sizeof lim, "%ld", limit);
+    const char *values [3] = { consumer->name, retry, lim };
+    //  Binary results: the envelope comes back as raw bytes
+    PGresult *rows = fs_pg_execb (self->pg, self->sql_select, 3, values, NULL, NULL, 1);
+    if (!rows) {
+        s_lose_leadership (self, fs_pg_error (self->pg));
+        return;
+    }
+    int n = PQntuples (rows);
+    consumer->wanted = n == limit;          //  a full batch: more may be waiting
+    zchunk_t *seqs = zchunk_new (NULL, 16 * (size_t) n + 2);
+    zchunk_extend (seqs, "{", 1);
+    int sent = 0;
+    for (int i = 0; i < n; i++) {
+        const char *seq = PQgetvalue (rows, i, 0);
+        const char *msg_id = PQgetvalue (rows, i, 1);
+        int attempts = atoi (PQgetvalue (rows, i, 2));
+        if (zhashx_lookup (consumer->inflight, msg_id))
+            continue;
+        zmq_msg_t frame;
+        zmq_msg_init_size (&frame, (size_t) PQgetlength (rows, i, 3));
+        memcpy (zmq_msg_data (&frame), PQgetvalue (rows, i, 3), zmq_msg_size (&frame));
+        if (zmq_msg_send (&frame, zsock_resolve (consumer->dealer), ZMQ_DONTWAIT) < 0) {
+            //  HWM reached (should not happen: window < HWM); try again next round
+            zmq_msg_close (&frame);
+            consumer->wanted = true;
+            break;
+        }
+        int64_t *stamp = (int64_t *) malloc (sizeof (int64_t));
+        *stamp = now;
+        zhashx_insert (consumer->inflight, msg_id, stamp);
+        if (sent++)
+            zchunk_extend (seqs, ",", 1);
+        zchunk_extend (seqs, seq, strlen (seq));
+        fs_counter_add (attempts ? self->args->resent : self->args->sent, 1);
+        if (attempts)
+            fs_debug ("relay re-sent", "consumer", consumer->name, "id", msg_id);
+    }
+    PQclear (rows);
+    zchunk_extend (seqs, "}\0", 2);
+    if (sent) {
+        const char *marks [1] = { (const char *) zchunk_data (seqs) };
+        if (fs_pg_run (self->pg, self->sql_sent, 1, marks))
+            s_lose_leadership (self, fs_pg_error (self->pg));
+    }
+    zchunk_destroy (&seqs);
+}
+
+//  Reads every acknowledgement waiting on one consumer's socket and records them
+static void
+s_read_acks (s_relay_t *self, s_consumer_t *consumer)
+{
+    zchunk_t *ids = zchunk_new ("{", 1);
+    zchunk_t *outcomes = zchunk_new ("{", 1);
+    int done = 0;
+    while (zsock_events (consumer->dealer) & ZMQ_POLLIN) {
+        zframe_t *frame = zframe_recv (consumer->dealer);
+        if (!frame)
+            break;
+        fs_ack_t ack = { 0 };
+        fs_proto_error_t err;
+        if (zframe_more (frame)
+        ||  fs_proto_decode (&fs_ack_type, zframe_data (frame), zframe_size (frame), &ack, &err)) {
+            fs_warn ("relay got an unreadable ack", "consumer", consumer->name);
+            zframe_destroy (&frame);
+            continue;
+        }
+        zframe_destroy (&frame);
+        zhashx_delete (consumer->inflight, ack.id);
+        if (self->leader && streq (ack.status, "rejected")) {
+            const char *values [4] = { ack.id, consumer->name,
+                                       ack.code ? ack.code : "rejected",
+                                       ack.reason ? ack.reason : "" };
+            if (fs_pg_run (self->pg, self->sql_rejected, 4, values) == 0)
+                fs_counter_add (self->args->rejected, 1);
+            fs_warn ("consumer rejected an event", "consumer", consumer->name, "id", ack.id,
+                     "code", ack.code, "reason", ack.reason);
+        }
+        else
+        if (self->leader) {
+            if (done++) {
+                zchunk_extend (ids, ",", 1);
+                zchunk_extend (outcomes, ",", 1);
+            }
+            zchunk_extend (ids, ack.id, strlen (ack.id));
+            zchunk_extend (outcomes, ack.status, strlen (ack.status));
+        }
+        fs_proto_clear (&fs_ack_type, &ack);
+    }
+    zchunk_extend (ids, "}\0", 2);
+    zchunk_extend (outcomes, "}\0", 2);
+    if (done) {
+        const char *values [3] = { consumer->name, (char *) zchunk_data (ids),
+                                   (char *) zchunk_data (outcomes) };
+        PGresult *result = fs_pg_exec (self->pg, self->sql_done, 3, values);
+        if (result) {
+            fs_counter_add (self->args->delivered, (uint64_t) atoll (PQcmdTuples (result)));
+            PQclear (result);
+        }
+        else
+            s_lose_leadership (self, fs_pg_error (self->pg));
+    }
+    consumer->wanted = true;                //  window space freed
+    zchunk_destroy (&ids);
+    zchunk_destroy (&outcomes);
+}
+
+//  Drains notifications: each means "rows were committed to the outbox"
+static void
+s_read_notifies (s_relay_t *self)
+{
+    PGconn *conn = fs_pg_conn (self->pg);
+    if (!conn || !PQconsumeInput (conn)) {
+        s_lose_leadership (self, "lost PostgreSQL while listening");
+        return;
+    }
+    PGnotify *notify;
+    while ((notify = PQnotifies (conn))) {
+        PQfreemem (notify);
+        for (size_t i = 0; i < self->nconsumers; i++)
+            self->consumers [i].wanted = true;
+    }
+}
+
+static int
+s_relay_setup (s_relay_t *self)
+{
+    fs_relay_args_t *args = self->args;
+    const char *schema = args->schema;
+    snprintf (self->channel, sizeof self->channel, "finestra_outbox_%s", schema);
+    snprintf (self->sql_select, sizeof self->sql_select,
+              "SELECT seq::text, msg_id::text, attempts::text, envelope FROM \"%s\".outbox"
+              " WHERE consumer = $1 AND delivered_at IS NULL"
+              "   AND (last_sent_at IS NULL"
+              "        OR last_sent_at < now () - $2::int * interval '1 millisecond')"
+              " ORDER BY seq LIMIT $3::int", schema);
+    snprintf (self->sql_sent, sizeof self->sql_sent,
+              "UPDATE \"%s\".outbox SET attempts = attempts + 1, last_sent_at = now ()"
+              " WHERE seq = ANY ($1::bigint[])", schema);
+    snprintf (self->sql_done, sizeof self->sql_done,
+              "UPDATE \"%s\".outbox o SET delivered_at = now (), outcome = a.outcome"
+              " FROM unnest ($2::uuid[], $3::text[]) AS a (id, outcome)"
+              " WHERE o.consumer = $1 AND o.msg_id = a.id AND o.delivered_at IS NULL", schema);
+    snprintf (self->sql_rejected, sizeof self->sql_rejected,
+              "UPDATE \"%s\".outbox SET delivered_at = now (), outcome = 'rejected',"
+              " reject_code = $3, reject_reason = $4"
+              " WHERE msg_id = $1 AND consumer = $2 AND delivered_at IS NULL", schema);
+
+    //  Connect to every service that consumes anything: the schema only holds rows for
+    //  consumers of what this service emits, the others simply stay idle
+    const char *const *names;
+    size_t n = fs_routes_all_consumers (args->routes, &names);
+    for (size_t i = 0; i < n && self->nconsumers < FS_RELAY_MAX_CONSUMERS; i++) {
+        const char *endpoint = fs_service_bus (args->config, names [i]);
+        char err [256];
+        zsock_t *dealer = endpoint ? fs_zmq_dealer (endpoint, args->config, err, sizeof err) : NULL;
+        if (!dealer) {
+            fs_error ("relay cannot reach a consumer", "consumer", names [i], "reason", err);
+            return -1;
+        }
+        s_consumer_t *consumer = &self->consumers [self->nconsumers++];
+        consumer->name = names [i];
+        consumer->dealer = dealer;
+        consumer->inflight = zhashx_new ();
+        zhashx_set_destructor (consumer->inflight, s_box_free);
+    }
+    self->pg = fs_pg_new (args->config->pg_url);
+    return self->pg ? 0 : -1;
+}
+
+static void
+s_relay_teardown (s_relay_t *self)
+{
+    for (size_t i = 0; i < self->nconsumers; i++) {
+        zsock_destroy (&self->consumers [i].dealer);
+        zhashx_destroy (&self->consumers [i].inflight);
+    }
+    //  Closing the connection releases the advisory lock for a replica to take over
+    fs_pg_destroy (&self->pg);
+}
+
+void
+fs_relay_actor (zsock_t *pipe, void *varg)
+{
+    s_relay_t self_data = { 0 };
+    s_relay_t *self = &self_data;
+    self->args = (fs_relay_args_t *) varg;
+    self->pipe = pipe;
+    if (s_relay_setup (self)) {
+        s_relay_teardown (self);
+        zsock_signal (pipe, 1);
+        return;
+    }
+    zsock_signal (pipe, 0);
+
+    const fs_config_t *config = self->args->config;
+    int scan_ms = config->relay_retry_ms / 2 < 500 ? (int) config->relay_retry_ms / 2 : 500;
+    bool terminated = false;
+    while (!terminated) {
+        s_try_lead (self);
+        int64_t now = fs_mono_ms ();
+        if (self->leader && now >= self->next_scan) {
+            //  Periodic scan: picks up rows due for re-sending
+            self->next_scan = now + scan_ms;
+            for (size_t i = 0; i < self->nconsumers; i++)
+                self->consumers [i].wanted = true;
+        }
+        bool busy = false;
+        for (size_t i = 0; self->leader && i < self->nconsumers; i++)
+            if (self->consumers [i].wanted) {
+                s_send_round (self, &self->consumers [i]);
+                busy |= self->consumers [i].wanted;
+            }
+
+        zmq_pollitem_t items [FS_RELAY_MAX_CONSUMERS + 2];
+        int nitems = 0;
+        items [nitems++] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
+        for (size_t i = 0; i < self->nconsumers; i++)
+            items [nitems++] = (zmq_pollitem_t) {
+                zsock_resolve (self->consumers [i].dealer), 0, ZMQ_POLLIN, 0 };
+        PGconn *conn = self->leader ? fs_pg_conn (self->pg) : NULL;
+        int pg_item = -1;
+        if (conn && PQsocket (conn) >= 0) {
+            pg_item = nitems;
+            items [nitems++] = (zmq_pollitem_t) { NULL, PQsocket (conn), ZMQ_POLLIN, 0 };
+        }
+        long timeout = busy ? 0 : self->leader ? scan_ms : FS_RELAY_LOCK_RETRY_MS;
+        if (zmq_poll (items, nitems, timeout) < 0) {
+            if (errno == EINTR)
+                continue;               //  a signal: the parent decides when we stop
+            break;
+        }
+        if (items [0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv (pipe);
+            terminated = !command || streq (command, "$TERM");
+            zstr_free (&command);
+        }
+        for (size_t i = 0; i < self->nconsumers; i++)
+            if (items [i + 1].revents & ZMQ_POLLIN)
+                s_read_acks (self, &self->consumers [i]);
+        if (pg_item >= 0 && (items [pg_item].revents & ZMQ_POLLIN))
+            s_read_notifies (self);
+    }
+    s_relay_teardown (self);
+}
