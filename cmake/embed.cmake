@@ -19,6 +19,6 @@ function(finestra_embed outvar)
             "-DSQLS=${sqls}" "-DFILES=${E_FILES}"
             -P ${CMAKE_SOURCE_DIR}/cmake/embed_gen.cmake
     DEPENDS ${deps} ${CMAKE_SOURCE_DIR}/cmake/embed_gen.cmake
-    COMMENT "Embedding ${outvar}")
+    COMMENT "Embedding ${outvar}" VERBATIM)
   set(${outvar} ${out} PARENT_SCOPE)
 endfunction()

@@ -1,0 +1,90 @@
+/*  reporting_server - counts every domain event it receives. PostgreSQL holds the counts;
+    Redis holds a live copy (hash <prefix>event_counts) that `rebuild-redis` remakes. */
+#include "finestra.h"
+
+extern const fs_migration_t reporting_migrations[];
+
+//  after_data: "<type>\t<count>", written by the handler from the committed row
+static void
+s_publish_count (fs_inbox_ctx_t *ctx)
+{
+    char *tab = strchr (ctx->after_data, '\t');
+    if (!tab)
+        return;
+    *tab = 0;
+    char key [128];
+    snprintf (key, sizeof key, "%sevent_counts", fs_server_config (ctx->server)->redis_prefix);
+    //  A set, not an increment: replaying it cannot over-count
+    redisReply *reply = fs_redis_command (fs_server_redis (ctx->server), "HSET %s %s %s",
+                                          key, ctx->after_data, tab + 1);
+    if (reply)
+        freeReplyObject (reply);
+    else
+        fs_warn ("live counter not updated (rebuild-redis repairs it)",
+                 "reason", fs_redis_error (fs_server_redis (ctx->server)));
+}
+
+static int
+s_count (fs_inbox_ctx_t *ctx)
+{
+    const char *values [1] = { ctx->env->hdr.type };
+    PGresult *result = fs_pg_exec (ctx->pg,
+        "INSERT INTO reporting.event_counts (type, count) VALUES ($1, 1)"
+        " ON CONFLICT (type) DO UPDATE SET count = reporting.event_counts.count + 1"
+        " RETURNING count", 1, values);
+    if (!result)
+        return FS_HANDLER_RETRY;
+    snprintf (ctx->after_data, sizeof ctx->after_data, "%s\t%s", ctx->env->hdr.type,
+              PQgetvalue (result, 0, 0));
+    PQclear (result);
+    ctx->after_commit = s_publish_count;
+    return FS_HANDLER_OK;
+}
+
+//  rebuild-redis: remakes the live counters from PostgreSQL
+static int
+s_command (fs_server_t *server, int argc, char **argv)
+{
+    if (!streq (argv [0], "rebuild-redis"))
+        return -1;
+    PGresult *result = fs_pg_exec (fs_server_pg (server),
+                                   "SELECT type, count FROM reporting.event_counts", 0, NULL);
+    if (!result) {
+        fprintf (stderr, "cannot read counts: %s\n", fs_pg_error (fs_server_pg (server)));
+        return 1;
+    }
+    char key [128];
+    snprintf (key, sizeof key, "%sevent_counts", fs_server_config (server)->redis_prefix);
+    fs_redis_t *redis = fs_server_redis (server);
+    redisReply *reply = fs_redis_command (redis, "DEL %s", key);
+    int rc = reply ? 0 : 1;
+    if (reply)
+        freeReplyObject (reply);
+    for (int i = 0; rc == 0 && i < PQntuples (result); i++) {
+        reply = fs_redis_command (redis, "HSET %s %s %s", key, PQgetvalue (result, i, 0),
+                                  PQgetvalue (result, i, 1));
+        rc = reply ? 0 : 1;
+        if (reply)
+            freeReplyObject (reply);
+    }
+    if (rc)
+        fprintf (stderr, "cannot write Redis: %s\n", fs_redis_error (redis));
+    else
+        printf ("rebuilt %s: %d types\n", key, PQntuples (result));
+    PQclear (result);
+    return rc;
+}
+
+static const fs_handler_t s_handlers [] = {
+    { "intake.referral_requested", s_count },
+    { "referral.status_changed",   s_count },
+    { "notification.queued",       s_count },
+    { NULL, NULL }
+};
+
+const fs_service_t reporting_service = {
+    .name = "reporting",
+    .migrations = reporting_migrations,
+    .handlers = s_handlers,
+    .command = s_command,
+};
