@@ -1,0 +1,21 @@
+/*  fs_test - helpers shared by the unit and integration tests; one section per helper file. */
+#ifndef FS_TEST_H_INCLUDED
+#define FS_TEST_H_INCLUDED
+
+#include "finestra.h"
+#include <criterion/criterion.h>
+
+/* -- fs_test_http.c: a minimal HTTP/1.1 client for the services' endpoints --------------- */
+
+/* Sends `method path` to 127.0.0.1:port and reads the whole answer (Connection: close).
+   Returns 0 and sets *status, and *headers / *body (malloc'd, NUL-terminated; caller frees)
+   when those pointers are not NULL; -1 if the request failed (no connection, timeout after
+   10 s, unreadable answer). */
+int fs_test_http_request (int port, const char *method, const char *path, int *status,
+                          char **headers, char **body);
+/* GET path: fs_test_http_request without headers. */
+int fs_test_http_get (int port, const char *path, int *status, char **body);
+
+/* Other sections follow. */
+
+#endif
