@@ -16,6 +16,9 @@ int fs_test_http_request (int port, const char *method, const char *path, int *s
 /* GET path: fs_test_http_request without headers. */
 int fs_test_http_get (int port, const char *path, int *status, char **body);
 
+/* -- fs_test_suite.c, fs_test_ingest.c: real service processes, a contract-v1 publisher -- */
+#include "fs_test_suite.h"
+
 /* Other sections follow. */
 
 #endif
