@@ -41,11 +41,8 @@ Test (bus, bad_envelopes_are_dead_lettered_and_the_service_goes_on)
     cr_assert_eq (fs_test_pg_long (suite->pg_url, "SELECT count(*) FROM reporting.inbox"), 0);
 
     //  A well-formed envelope of a type reporting has no handler for: rejected, dead-lettered
-    fs_ack_t payload = { 0 };
     char id [FS_UUID_LEN + 1];
     fs_uuid (id);
-    fs_proto_set_str (&fs_ack_type, &payload, "id", id);
-    fs_proto_set_str (&fs_ack_type, &payload, "status", "applied");
     fs_notification_queued_t queued = { 0 };
     fs_proto_set_str (&fs_notification_queued_type, &queued, "notification_id", id);
     fs_proto_set_str (&fs_notification_queued_type, &queued, "recipient", "someone");
@@ -98,7 +95,6 @@ Test (bus, bad_envelopes_are_dead_lettered_and_the_service_goes_on)
     cr_assert_eq (fs_test_http_get (suite->http_ports [4], "/readyz", &status, NULL), 0);
     cr_assert_eq (status, 200);
     fs_proto_clear (&fs_notification_queued_type, &queued);
-    fs_proto_clear (&fs_ack_type, &payload);
     zsock_destroy (&dealer);
     cr_assert_eq (fs_test_suite_stop (suite, "reporting", SIGTERM, 5000), 0);
     fs_test_suite_destroy (&suite);
