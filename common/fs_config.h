@@ -16,8 +16,8 @@ typedef struct {
 } fs_config_t;
 
 /* Reads every setting from the environment (default when unset). On a bad value
-   returns NULL and writes into err (size errlen) a message naming the variable and
-   what it accepts, e.g. "FINESTRA_RELAY_RETRY_MS=abc: expected an integer 50..3600000". */
+   returns NULL and writes into err (size errlen) a message naming the variable and what
+   it accepts, e.g. "FINESTRA_RELAY_RETRY_MS=abc: expected an integer between 50 and 3600000". */
 fs_config_t *fs_config_load (char *err, size_t errlen);
 void fs_config_destroy (fs_config_t **self_p);
 /* Prints every setting: name, default, bounds, help (for --help). */
