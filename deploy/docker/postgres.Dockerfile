@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # PostgreSQL 15 from Debian's own packages on debian:bookworm-slim (no Docker Hub
 # postgres image needed). The entrypoint initialises the data volume on first start:
 #   POSTGRES_USER      superuser role the services use            (default finestra)

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Redis from Debian's packages on debian:bookworm-slim. Append-only persistence in
 # /var/lib/redis (a volume). Listens on REDIS_BIND:REDIS_PORT (default 0.0.0.0:6379):
 # inside a container that is the container's own network, reached only by the compose

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Finestra services: one image holding all five binaries (finestra-intake,
 # finestra-referral-router, finestra-benefits-office, finestra-notification,
 # finestra-reporting) plus the operator tools; docker-compose.yml picks the binary per

@@ -109,7 +109,7 @@ say "base image ready in $(elapsed "$t") s"
 
 t=$(date +%s)
 say "building images (tag $FINESTRA_IMAGE_TAG)"
-if ! "${compose[@]}" build >"$workdir/build.log" 2>&1; then
+if ! "${compose[@]}" build --force-rm >"$workdir/build.log" 2>&1; then
   tail -60 "$workdir/build.log"
   say "image build failed"
   exit 1
