@@ -77,6 +77,21 @@ struct fs_type_s {
 #undef FS_FIELD_MAPLIST
 #undef FS_END
 
+/* Field indices, for FS_PRESENT: <struct>_F_<field>, and <struct>_F__COUNT. */
+#define FS_STRUCT(name, doc)             enum {
+#define FS_MESSAGE(name, wire, doc)      enum {
+#define FS_FIELD(st, f, kind, req, min, max, choices, doc) st##_F_##f,
+#define FS_FIELD_MAP(st, f, req, sub, doc)                 st##_F_##f,
+#define FS_FIELD_MAPLIST(st, f, req, min, max, sub, doc)   st##_F_##f,
+#define FS_END(name)                     name##_F__COUNT };
+#include "messages.def"
+#undef FS_STRUCT
+#undef FS_MESSAGE
+#undef FS_FIELD
+#undef FS_FIELD_MAP
+#undef FS_FIELD_MAPLIST
+#undef FS_END
+
 /* ---- errors: stable snake_case codes (the ingest contract names them) ---- */
 typedef enum {
     FS_PROTO_OK = 0,
