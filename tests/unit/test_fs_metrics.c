@@ -2,6 +2,7 @@
 #include "fs_test.h"
 #include <pthread.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 Test (fs_metrics, renders_exact_prometheus_text)
 {
@@ -249,13 +250,32 @@ Test (fs_metrics, updates_through_null_are_ignored)
     cr_assert_eq (fs_counter_value (NULL), 0);
 }
 
-/* A name used as two kinds is a programmer error: it aborts where assertions are on. */
+/* A name used as two kinds is a programmer error: it aborts where assertions are on
+   (the project builds RelWithDebInfo, with NDEBUG: there the registration gives NULL). */
 #ifndef NDEBUG
-Test (fs_metrics, one_name_two_kinds_aborts, .signal = SIGABRT)
+#if __has_include (<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+Test (fs_metrics, one_name_two_kinds_aborts)
 {
-    fs_metrics_t *metrics = fs_metrics_new ("t");
-    fs_metrics_counter (metrics, "same_name", "A.", NULL);
-    fs_metrics_histogram (metrics, "same_name", "B.", NULL);
+    //  A process killed by a signal leaves Criterion's buffers behind, which valgrind reports
+    //  as leaks; the normal and sanitizer runs check the abort.
+    if (RUNNING_ON_VALGRIND)
+        return;
+    fflush (NULL);
+    pid_t pid = fork ();
+    cr_assert (pid >= 0);
+    if (pid == 0) {
+        fs_metrics_t *metrics = fs_metrics_new ("t");
+        fs_metrics_counter (metrics, "same_name", "A.", NULL);
+        fs_metrics_histogram (metrics, "same_name", "B.", NULL);
+        _exit (0);
+    }
+    int status;
+    cr_assert_eq (waitpid (pid, &status, 0), pid);
+    cr_assert (WIFSIGNALED (status) && WTERMSIG (status) == SIGABRT, "status %d", status);
 }
 #else
 Test (fs_metrics, one_name_two_kinds_gives_null)
@@ -263,6 +283,7 @@ Test (fs_metrics, one_name_two_kinds_gives_null)
     fs_metrics_t *metrics = fs_metrics_new ("t");
     cr_assert_not_null (fs_metrics_counter (metrics, "same_name", "A.", NULL));
     cr_assert_null (fs_metrics_histogram (metrics, "same_name", "B.", NULL));
+    cr_assert_null (fs_metrics_counter (metrics, "bad name", "C.", NULL));
     fs_metrics_destroy (&metrics);
 }
 #endif
