@@ -56,6 +56,8 @@ RUN apt-get update \
       --shell /usr/sbin/nologin finestra
 COPY --from=build /opt/finestra/bin/ /usr/local/bin/
 COPY deploy/docker/finestra-healthcheck /usr/local/bin/finestra-healthcheck
+# Demo centres and postcodes for `finestra-intake load-territory` (see deploy/README.md).
+COPY deploy/demo/ /usr/share/finestra/demo/
 # Inside a container the services listen on every interface of the container's network
 # namespace; compose (or `docker run -p`) decides what reaches the host.
 ENV FINESTRA_HTTP_BIND=0.0.0.0 \
