@@ -35,6 +35,15 @@ int fs_pg_run (fs_pg_t *self, const char *sql, int nparams, const char *const *v
 /* SQLSTATE of the last failed statement ("" when none), e.g. "23505" unique violation. */
 const char *fs_pg_sqlstate (fs_pg_t *self);
 
+/* Runs trusted SQL text holding several statements and no parameters (a migration file)
+   through the simple query protocol; never for anything built from input. 0 or -1 as
+   fs_pg_run. */
+int fs_pg_script (fs_pg_t *self, const char *sql);
+/* Replaces the text of the last error, keeping fs_pg_sqlstate and fs_pg_lost: lets a caller
+   say what failed ("migration 002_x: ..."); the format may use fs_pg_error itself. */
+void fs_pg_set_error (fs_pg_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
 int fs_pg_begin (fs_pg_t *self);
 int fs_pg_commit (fs_pg_t *self);
 /* Rolls back; safe to call when no transaction is open or the connection is lost. */

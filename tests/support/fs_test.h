@@ -16,6 +16,21 @@ int fs_test_http_request (int port, const char *method, const char *path, int *s
 /* GET path: fs_test_http_request without headers. */
 int fs_test_http_get (int port, const char *path, int *status, char **body);
 
+/* -- fs_test_db.c: the test stores (PostgreSQL and Redis started by tests/run) ----------
+   Every char * returned here is malloc'd: the caller frees it. When the store's variable is
+   unset the calling test fails with a message saying how to start the stores. */
+
+/* FINESTRA_TEST_PG_URL: a superuser URL to the throwaway cluster of this test run. */
+char *fs_test_pg_url (void);
+/* A fresh, empty database named prefix_<pid>_<counter>_<random> on that cluster; its URL. */
+char *fs_test_db_create (const char *prefix);
+/* Drops the database of url (made by fs_test_db_create), closing its sessions first. */
+void fs_test_db_drop (const char *url);
+/* FINESTRA_TEST_REDIS_URL: the Redis of this test run. */
+char *fs_test_redis_url (void);
+/* A key prefix no other test uses: "test:<name>:<pid>:<random>:". */
+char *fs_test_redis_prefix (const char *name);
+
 /* -- fs_test_suite.c, fs_test_ingest.c: real service processes, a contract-v1 publisher -- */
 #include "fs_test_suite.h"
 
