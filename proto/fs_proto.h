@@ -117,11 +117,13 @@ const char *fs_proto_code_name (fs_proto_code_t code);
 
 /* Checks that data[0..len) is exactly one well-formed msgpack value no deeper than
    max_depth, whose every declared length fits in the bytes present (so a 5-byte
-   "array of 4 billion" cannot make anyone allocate). No allocation. 0 or a code. */
+   "array of 4 billion" cannot make anyone allocate). No allocation. 0 or a code.
+   Depth counts containers (a top-level map is 1); max_depth is clamped to 0..256. */
 int fs_proto_scan (const void *data, size_t len, int max_depth, fs_proto_error_t *err);
 
 /* Decodes msgpack bytes into *out (a zeroed struct of type t): scan, unpack, then
-   fs_proto_decode_object. On error nothing is left allocated and *out is zeroed. */
+   fs_proto_decode_object. Keys the definition does not know are ignored (a newer sender
+   may add fields). On error nothing is left allocated and *out is zeroed. */
 int fs_proto_decode (const fs_type_t *t, const void *data, size_t len, void *out,
                      fs_proto_error_t *err);
 /* Decodes an already unpacked msgpack map; path prefixes field names in errors. */
@@ -137,7 +139,8 @@ int fs_proto_encode (const fs_type_t *t, const void *msg, char **data, size_t *l
 /* Frees every owned member and zeroes the struct (the struct itself is the caller's). */
 void fs_proto_clear (const fs_type_t *t, void *msg);
 
-/* Setters that mark the field present (by member name; programmer errors assert). */
+/* Setters that mark the field present (by member name; a wrong name or kind aborts,
+   even under NDEBUG). set_str with NULL unsets the field. */
 void fs_proto_set_str (const fs_type_t *t, void *msg, const char *field, const char *value);
 void fs_proto_set_int (const fs_type_t *t, void *msg, const char *field, int64_t value);
 void fs_proto_set_bool (const fs_type_t *t, void *msg, const char *field, bool value);
