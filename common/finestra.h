@@ -6,6 +6,7 @@
 #include <msgpack.h>
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>

@@ -100,7 +100,7 @@ Test (slice, hop_down_when_event_arrives)
         cr_assert_eq (fs_test_suite_stop (suite, s_hops [hop], SIGKILL, 5000), 128 + SIGKILL);
         s_publish_one (suite, "evt-down");
         //  Wait until something for the dead hop was sent (and not acknowledged) at least once
-        char sql [256];
+        char sql [512];
         snprintf (sql, sizeof sql,
                   "SELECT count(*) FROM (SELECT 1 FROM intake.outbox WHERE consumer = '%1$s' AND attempts > 0"
                   " UNION ALL SELECT 1 FROM referral_router.outbox WHERE consumer = '%1$s' AND attempts > 0"
