@@ -54,7 +54,7 @@ Test (bus, bad_envelopes_are_dead_lettered_and_the_service_goes_on)
     //  An invalid payload cannot even be encoded by our own codec...
     cr_assert_neq (fs_envelope_encode ("notification", &fs_notification_queued_type, &queued,
                                        NULL, &data, &len, NULL, &err), 0);
-    cr_assert_str_eq (err.field, "channel");
+    cr_assert_str_eq (err.field, "payload.channel");
     //  ...so build a valid one and swap the type to something reporting does not consume
     fs_proto_set_str (&fs_notification_queued_type, &queued, "channel", "inbox");
     char sent_id [FS_UUID_LEN + 1];
