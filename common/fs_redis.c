@@ -125,7 +125,8 @@ s_parse (fs_redis_t *self, const char *url, char *err, size_t errlen)
         const char *from = rest + 1;
         if (from == at)
             S_BAD ("empty password");
-        self->password = (char *) malloc ((size_t) (at - from) + 1);
+        //  Zeroed: a refusal half-way still leaves a terminated string for destroy
+        self->password = (char *) calloc (1, (size_t) (at - from) + 1);
         if (!self->password)
             S_BAD ("out of memory");
         size_t len = 0;

@@ -26,7 +26,7 @@ ME=stores.sh
 say ()  { printf '%s: %s\n' "$ME" "$*" >&2; }
 die ()  { say "error: $*"; exit 1; }
 usage () {
-    sed -n '3,9p' "$0" | sed 's/^#  \{0,1\}//' >&2
+    sed -n '4,8p' "$0" | sed 's/^#  //' >&2
     exit 2
 }
 
