@@ -67,7 +67,17 @@ s_check_url (fs_pg_t *self)
     char *message = NULL;
     PQconninfoOption *options = PQconninfoParse (self->url, &message);
     if (!options) {
-        s_set_error (self, "bad PostgreSQL URL", message ? message : "out of memory");
+        //  libpq quotes the whole URL, password and all: the message goes to logs
+        char text [sizeof self->error] = "out of memory";
+        if (message) {
+            const char *url = strstr (message, self->url);
+            if (url)
+                snprintf (text, sizeof text, "%.*s(the URL)%s", (int) (url - message), message,
+                          url + strlen (self->url));
+            else
+                snprintf (text, sizeof text, "%s", message);
+        }
+        s_set_error (self, "bad PostgreSQL URL", text);
         PQfreemem (message);
         return -1;
     }

@@ -124,6 +124,12 @@ Test (fs_pg, bad_url_fails_at_once_with_message)
         cr_assert (strstr (fs_pg_error (pg), cases [i].says));
         fs_pg_destroy (&pg);
     }
+    //  The password in a bad URL stays out of the message (and so out of the logs)
+    fs_pg_t *pg = fs_pg_new ("postgresql://finestra:hunter2@[::1/finestra");
+    cr_assert_eq (fs_pg_connect (pg, 0), -1);
+    cr_assert (strstr (fs_pg_error (pg), "bad PostgreSQL URL"), "%s", fs_pg_error (pg));
+    cr_assert_null (strstr (fs_pg_error (pg), "hunter2"), "%s", fs_pg_error (pg));
+    fs_pg_destroy (&pg);
 }
 
 Test (fs_pg, retry_gives_up_after_timeout)

@@ -45,6 +45,8 @@ s_teardown (void)
 }
 
 TestSuite (fs_redis, .init = s_setup, .fini = s_teardown, .timeout = 120);
+//  URL parsing needs no server
+TestSuite (fs_redis_url, .timeout = 60);
 
 //  The test Redis with another path (e.g. "/3"): redis://host:port<path>
 static char *
@@ -100,7 +102,7 @@ s_closed_port (void)
     return ntohs (addr.sin_port);
 }
 
-Test (fs_redis, good_urls_parse)
+Test (fs_redis_url, good_urls_parse)
 {
     const char *urls [] = {
         "redis://127.0.0.1", "redis://127.0.0.1:6379", "redis://localhost:1/", "redis://h/0",
@@ -119,7 +121,7 @@ Test (fs_redis, good_urls_parse)
     }
 }
 
-Test (fs_redis, bad_urls_are_refused_with_a_reason)
+Test (fs_redis_url, bad_urls_are_refused_with_a_reason)
 {
     struct { const char *url; const char *says; } cases [] = {
         { "", "must start with redis://" },
