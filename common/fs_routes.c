@@ -38,9 +38,11 @@ fs_routes_parse (const char *text, char *err, size_t errlen)
         return NULL;
     }
     int lineno = 0;
-    char *saveline = NULL;
-    for (char *line = strtok_r (copy, "\n", &saveline); line;
-         line = strtok_r (NULL, "\n", &saveline)) {
+    //  Line by line by hand: strtok would skip blank lines and miscount
+    for (char *line = copy, *next; line; line = next) {
+        next = strchr (line, '\n');
+        if (next)
+            *next++ = 0;
         lineno++;
         char *hash = strchr (line, '#');
         if (hash)
