@@ -53,7 +53,7 @@ s_reject (s_receipt_t *receipt, const char *code, const char *field, const char 
 static void
 s_reject_proto (s_receipt_t *receipt, const fs_proto_error_t *err, const char *prefix)
 {
-    char field [128];
+    char field [192];       //  prefix + path; s_reject bounds it to the receipt's 128
     snprintf (field, sizeof field, "%s%s", err->field [0] ? prefix : "", err->field);
     s_reject (receipt, fs_proto_code_name (err->code), field, "%s", err->message);
 }
