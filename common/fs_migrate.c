@@ -59,8 +59,9 @@ s_apply_locked (fs_pg_t *pg, const char *quoted, const char *track,
     PGresult *result = fs_pg_exec (pg, sql, 2, key);
     if (!result)
         return -1;
-    int recorded = PQntuples (result) == 1 ? (streq (PQgetvalue (result, 0, 0), checksum) ? 0 : -2)
-                                           : 1;
+    int recorded = 1;                   //  not yet
+    if (PQntuples (result) == 1)
+        recorded = streq (PQgetvalue (result, 0, 0), checksum) ? 0 : -2;
     PQclear (result);
     if (recorded <= 0)
         return recorded;

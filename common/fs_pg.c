@@ -103,7 +103,9 @@ s_try_connect (fs_pg_t *self)
     PQfinish (self->conn);
     self->in_tx = false;
     //  Keywords before dbname are defaults the URL (expanded from dbname) can override
-    const char *const keywords [] = { "fallback_application_name", "connect_timeout", "dbname", NULL };
+    const char *const keywords [] = {
+        "fallback_application_name", "connect_timeout", "dbname", NULL
+    };
     const char *const values [] = { self->appname, "10", self->url, NULL };
     self->conn = PQconnectdbParams (keywords, values, 1);
     if (self->conn && PQstatus (self->conn) == CONNECTION_OK) {

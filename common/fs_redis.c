@@ -98,7 +98,8 @@ s_number (const char *text, size_t len, long min, long max, int *value)
 static int
 s_parse (fs_redis_t *self, const char *url, char *err, size_t errlen)
 {
-    #define S_BAD(...) do { snprintf (err, errlen, "bad Redis URL: " __VA_ARGS__); return -1; } while (0)
+    #define S_BAD(...) \
+        do { snprintf (err, errlen, "bad Redis URL: " __VA_ARGS__); return -1; } while (0)
     if (strncasecmp (url, "rediss://", 9) == 0)
         S_BAD ("TLS (rediss://) is not supported");
     if (strncasecmp (url, "unix://", 7) == 0)

@@ -120,7 +120,8 @@ Test (fs_migrate, failing_migration_rolls_back_and_is_not_recorded)
     cr_assert_str_eq (fs_pg_sqlstate (s_pg), "42P01");
     cr_assert_not (fs_pg_lost (s_pg));
     //  001 stays (its own transaction); nothing of 002 remains; 003 was not tried
-    s_expect ("SELECT string_agg (version::text, ',' ORDER BY version) FROM svc.schema_migrations", "1");
+    s_expect ("SELECT string_agg (version::text, ',' ORDER BY version)"
+              " FROM svc.schema_migrations", "1");
     s_expect ("SELECT to_regclass ('svc.half') IS NULL", "t");
     s_expect ("SELECT string_agg (version::text, ',' ORDER BY seq) FROM svc.log", "1");
 
@@ -216,7 +217,8 @@ Test (fs_migrate, versions_out_of_order_are_refused)
         { 0, NULL, NULL }
     };
     cr_assert_eq (fs_migrate_run (s_pg, "svc", "svc", unordered), -1);
-    cr_assert (strstr (fs_pg_error (s_pg), "increasing order (at 001_a)"), "%s", fs_pg_error (s_pg));
+    cr_assert (strstr (fs_pg_error (s_pg), "increasing order (at 001_a)"), "%s",
+               fs_pg_error (s_pg));
     const fs_migration_t repeated [] = {
         { 1, "001_a", "CREATE TABLE a (x int);\n" },
         { 1, "001_b", "CREATE TABLE b (x int);\n" },
@@ -282,8 +284,8 @@ Test (fs_migrate, concurrent_runners_apply_each_exactly_once)
         cr_assert_eq (total, 3, "round %d: %d applications of 3 migrations", round, total);
 
         char sql [160];
-        snprintf (sql, sizeof sql, "SELECT string_agg (version::text, ',' ORDER BY seq) FROM %s.log",
-                  schema);
+        snprintf (sql, sizeof sql,
+                  "SELECT string_agg (version::text, ',' ORDER BY seq) FROM %s.log", schema);
         s_expect (sql, "1,2,5");
         snprintf (sql, sizeof sql, "SELECT count(*) FROM %s.schema_migrations", schema);
         s_expect (sql, "3");

@@ -165,7 +165,8 @@ Test (fs_pg, retry_stops_when_interrupted)
 Test (fs_pg, parameters_are_stored_verbatim)
 {
     fs_pg_t *pg = s_connected ();
-    cr_assert_eq (fs_pg_run (pg, "CREATE TABLE notes (id serial PRIMARY KEY, body text)", 0, NULL), 0);
+    cr_assert_eq (fs_pg_run (pg, "CREATE TABLE notes (id serial PRIMARY KEY, body text)",
+                             0, NULL), 0);
     const char *bodies [] = {
         "Robert'); DROP TABLE notes;--",
         "' OR '1'='1",
@@ -191,7 +192,8 @@ Test (fs_pg, parameters_are_stored_verbatim)
             cr_assert (PQgetisnull (result, (int) i, 0), "NULL parameter must be SQL NULL");
     }
     PQclear (result);
-    char *tables = s_value (pg, "SELECT count(*) FROM pg_tables WHERE tablename = 'notes'", 0, NULL);
+    char *tables = s_value (pg, "SELECT count(*) FROM pg_tables WHERE tablename = 'notes'",
+                            0, NULL);
     cr_assert_str_eq (tables, "1");
     free (tables);
     fs_pg_destroy (&pg);

@@ -303,7 +303,8 @@ Test (fs_redis, url_database_is_selected)
 Test (fs_redis, password_is_sent)
 {
     //  The test Redis has no password, so it answers AUTH with an error
-    char *url = zsys_sprintf ("redis://:not-needed@%.*s", (int) strcspn (s_url + 8, "/"), s_url + 8);
+    char *url = zsys_sprintf ("redis://:not-needed@%.*s", (int) strcspn (s_url + 8, "/"),
+                              s_url + 8);
     char err [256];
     fs_redis_t *redis = fs_redis_new (url, err, sizeof err);
     cr_assert (redis, "%s", err);
