@@ -119,21 +119,11 @@ fs_envelope_decode (const void *data, size_t len, size_t max_len, fs_envelope_t 
     if (len > max_len)
         return s_error (err, FS_PROTO_TOO_LARGE, "",
                         "envelope of %zu bytes is over the limit of %zu", len, max_len);
-    int rc = fs_proto_scan (data, len, FS_PROTO_MAX_DEPTH, err);
-    if (rc)
-        return rc;
-
     msgpack_unpacked unpacked;
-    msgpack_unpacked_init (&unpacked);
-    size_t offset = 0;
-    msgpack_unpack_return ret = msgpack_unpack_next (&unpacked, (const char *) data, len, &offset);
     const msgpack_object *obj = &unpacked.data;
-    if (ret != MSGPACK_UNPACK_SUCCESS || offset != len) {
-        rc = ret == MSGPACK_UNPACK_NOMEM_ERROR
-           ? s_error (err, FS_PROTO_TOO_LARGE, "", "out of memory")
-           : s_error (err, FS_PROTO_MALFORMED, "", "not msgpack");
+    int rc = fs_proto_unpack (data, len, &unpacked, err);
+    if (rc)
         goto done;
-    }
     if (obj->type != MSGPACK_OBJECT_MAP) {
         rc = s_error (err, FS_PROTO_MALFORMED, "", "expected a map at the top level");
         goto done;

@@ -656,6 +656,26 @@ fs_proto_decode_object (const fs_type_t *t, const msgpack_object *obj, void *out
 }
 
 int
+fs_proto_unpack (const void *data, size_t len, msgpack_unpacked *unpacked, fs_proto_error_t *err)
+{
+    assert (unpacked);
+    fs_proto_error_t local;
+    if (!err)
+        err = &local;
+    msgpack_unpacked_init (unpacked);
+    int rc = fs_proto_scan (data, len, FS_PROTO_MAX_DEPTH, err);
+    if (rc)
+        return rc;
+    size_t offset = 0;
+    msgpack_unpack_return ret = msgpack_unpack_next (unpacked, (const char *) data, len, &offset);
+    if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
+        return s_fail (err, FS_PROTO_TOO_LARGE, "", "out of memory");
+    if (ret != MSGPACK_UNPACK_SUCCESS || offset != len)
+        return s_fail (err, FS_PROTO_MALFORMED, "", "not msgpack");
+    return 0;
+}
+
+int
 fs_proto_decode (const fs_type_t *t, const void *data, size_t len, void *out,
                  fs_proto_error_t *err)
 {
@@ -665,17 +685,9 @@ fs_proto_decode (const fs_type_t *t, const void *data, size_t len, void *out,
     if (!err)
         err = &local;
     memset (out, 0, t->size);
-    int rc = fs_proto_scan (data, len, FS_PROTO_MAX_DEPTH, err);
-    if (rc)
-        return rc;
     msgpack_unpacked unpacked;
-    msgpack_unpacked_init (&unpacked);
-    size_t offset = 0;
-    msgpack_unpack_return ret = msgpack_unpack_next (&unpacked, (const char *) data, len, &offset);
-    if (ret != MSGPACK_UNPACK_SUCCESS || offset != len)
-        rc = s_fail (err, ret == MSGPACK_UNPACK_NOMEM_ERROR? FS_PROTO_TOO_LARGE: FS_PROTO_MALFORMED,
-                     "", ret == MSGPACK_UNPACK_NOMEM_ERROR? "out of memory": "not msgpack");
-    else
+    int rc = fs_proto_unpack (data, len, &unpacked, err);
+    if (rc == 0)
         rc = fs_proto_decode_object (t, &unpacked.data, out, "", err);
     msgpack_unpacked_destroy (&unpacked);
     return rc;

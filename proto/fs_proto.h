@@ -121,6 +121,11 @@ const char *fs_proto_code_name (fs_proto_code_t code);
    Depth counts containers (a top-level map is 1); max_depth is clamped to 0..256. */
 int fs_proto_scan (const void *data, size_t len, int max_depth, fs_proto_error_t *err);
 
+/* Scans (max depth FS_PROTO_MAX_DEPTH), then unpacks the one value into *unpacked, which
+   the caller destroys (msgpack_unpacked_destroy) whatever the result. 0 or a code. For
+   callers that look at a key before decoding (e.g. a version), then fs_proto_decode_object. */
+int fs_proto_unpack (const void *data, size_t len, msgpack_unpacked *unpacked,
+                     fs_proto_error_t *err);
 /* Decodes msgpack bytes into *out (a zeroed struct of type t): scan, unpack, then
    fs_proto_decode_object. Keys the definition does not know are ignored (a newer sender
    may add fields). On error nothing is left allocated and *out is zeroed. */

@@ -1006,3 +1006,25 @@ Test (fs_proto, setters_abort_on_programmer_errors)
     cr_assert (s_aborts (s_set_wrong_kind));
     cr_assert_not (s_aborts (s_set_right));
 }
+
+Test (fs_proto, unpack_for_a_look_before_decoding)
+{
+    char *data;
+    size_t len;
+    tk_sample_bytes (&fs_ack_type, TK_MIN, &data, &len);
+    msgpack_unpacked u;
+    fs_proto_error_t err;
+    cr_assert_eq (fs_proto_unpack (data, len, &u, &err), 0);
+    cr_assert_eq (u.data.type, MSGPACK_OBJECT_MAP);
+    fs_ack_t ack;
+    cr_assert_eq (fs_proto_decode_object (&fs_ack_type, &u.data, &ack, NULL, &err), 0);
+    cr_assert_str_eq (ack.status, "applied");
+    fs_proto_clear (&fs_ack_type, &ack);
+    msgpack_unpacked_destroy (&u);
+    //  Refused input still leaves something the caller may destroy
+    cr_assert_eq (fs_proto_unpack (data, len - 1, &u, &err), FS_PROTO_MALFORMED);
+    msgpack_unpacked_destroy (&u);
+    cr_assert_eq (fs_proto_unpack ("\xdd\xff\xff\xff\xff", 5, &u, NULL), FS_PROTO_MALFORMED);
+    msgpack_unpacked_destroy (&u);
+    free (data);
+}
