@@ -92,10 +92,11 @@ trap finish EXIT
 trap 'exit 1' INT TERM
 
 # ---- ports of the host-network stack must be free -------------------------------------
-ports=(55433 56380 5556 5611 5612 5613 5614 5615 8091 8092 8093 8094 8095)
+ports=(15433 16380 5556 5611 5612 5613 5614 5615 8091 8092 8093 8094 8095)
 busy=()
 for p in "${ports[@]}"; do
-  ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && busy+=("$p")
+  # Any socket, not only listeners: a connection's local port blocks a bind too.
+  ss -Htan "sport = :$p" 2>/dev/null | grep -v TIME-WAIT | grep -q . && busy+=("$p")
 done
 if ((${#busy[@]})); then
   say "ports in use, another stack runs with deploy/compose.hostnet.yml? ${busy[*]}"
