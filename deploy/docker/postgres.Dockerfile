@@ -11,6 +11,8 @@
 
 ARG BASE=debian:bookworm-slim
 FROM ${BASE}
+LABEL org.opencontainers.image.title="PostgreSQL 15 for Finestra (Debian packages)" \
+      org.opencontainers.image.base.name="debian:bookworm-slim"
 # Debian's postgresql-common would create a "main" cluster at install time: we manage our
 # own data directory instead.
 RUN mkdir -p /etc/postgresql-common/createcluster.d \

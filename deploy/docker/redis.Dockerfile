@@ -8,6 +8,8 @@
 
 ARG BASE=debian:bookworm-slim
 FROM ${BASE}
+LABEL org.opencontainers.image.title="Redis for Finestra (Debian packages)" \
+      org.opencontainers.image.base.name="debian:bookworm-slim"
 RUN apt-get update \
  && apt-get install -y --no-install-recommends redis-server \
  && rm -rf /var/lib/apt/lists/* \

@@ -54,6 +54,8 @@ RUN apt-get update \
  && groupadd --system --gid 10001 finestra \
  && useradd --system --uid 10001 --gid finestra --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin finestra
+LABEL org.opencontainers.image.title="Finestra services (intake, referral-router, benefits-office, notification, reporting)" \
+      org.opencontainers.image.base.name="debian:bookworm-slim"
 COPY --from=build /opt/finestra/bin/ /usr/local/bin/
 COPY deploy/docker/finestra-healthcheck /usr/local/bin/finestra-healthcheck
 # Demo centres and postcodes for `finestra-intake load-territory` (see deploy/README.md).

@@ -103,6 +103,12 @@ if ((${#busy[@]})); then
   exit 1
 fi
 
+# ---- the operators' files must stay valid too (they cannot run here: no bridge) ------------
+for files in "docker-compose.yml" "docker-compose.yml docker-compose.override.yml"; do
+  args=(); for f in $files; do args+=(-f "$f"); done
+  if ! docker-compose "${args[@]}" config -q; then say "invalid compose configuration: $files"; exit 1; fi
+done
+
 # ---- base image, images ------------------------------------------------------------------
 t=$(date +%s)
 if ! deploy/docker/make-base-image.sh; then say "base image could not be made"; exit 1; fi
