@@ -26,7 +26,7 @@ cd "$root" || exit 1
 
 t0=$(date +%s)
 say() { printf 'smoke: %s\n' "$*"; }
-skip() { say "$*" >&2; echo "SKIPPED: $*"; exit 0; }
+skip() { echo "SKIPPED: $*"; exit 0; }
 elapsed() { echo $(( $(date +%s) - $1 )); }
 
 # ---- can this machine run containers? -----------------------------------------------
