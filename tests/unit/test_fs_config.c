@@ -49,7 +49,7 @@ s_load_ok (void)
 Test (fs_config, defaults_when_unset)
 {
     fs_config_t *config = s_load_ok ();
-    cr_assert_str_eq (config->pg_url, "postgresql://finestra@127.0.0.1:55432/finestra");
+    cr_assert_str_eq (config->pg_url, "postgresql://finestra@127.0.0.1:15432/finestra");
     cr_assert_str_eq (config->redis_prefix, "finestra:");
     cr_assert_str_eq (config->log_level, "info");
     cr_assert_eq (config->relay_retry_ms, 2000);
