@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 
 extern const char *fs_test_bin_dir;
 
@@ -93,6 +94,8 @@ fs_test_suite_spawn (fs_test_suite_t *self, const char *service)
     pid_t pid = fork ();
     cr_assert (pid >= 0);
     if (pid == 0) {
+        //  A failed assertion ends the test process: its services must not outlive it
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
         s_child_env (self, index);
         int fd = open (log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
