@@ -1,9 +1,6 @@
 /*  fs_pg - a PostgreSQL connection that retries at start-up and reconnects after loss. */
 #include "finestra.h"
 
-#define S_BACKOFF_FIRST_MS  100
-#define S_BACKOFF_MAX_MS    2000
-#define S_SLEEP_SLICE_MS    50      /* how often a back-off sleep looks at zsys_interrupted */
 
 struct fs_pg_s {
     char *url;                  /* libpq URI or key=value string, as configured */
@@ -236,6 +233,19 @@ fs_pg_destroy (fs_pg_t **self_p)
     *self_p = NULL;
 }
 
+//  fs_retry's view of a connection attempt
+static int
+s_attempt (void *self)
+{
+    return s_try_connect ((fs_pg_t *) self);
+}
+
+static const char *
+s_why (void *self)
+{
+    return ((fs_pg_t *) self)->error;
+}
+
 int
 fs_pg_connect (fs_pg_t *self, int timeout_ms)
 {
@@ -247,33 +257,10 @@ fs_pg_connect (fs_pg_t *self, int timeout_ms)
         fs_error ("cannot connect to PostgreSQL", "reason", self->error);
         return -1;
     }
-    int64_t deadline = zclock_mono () + (timeout_ms > 0 ? timeout_ms : 0);
-    int delay = S_BACKOFF_FIRST_MS;
-    int attempts = 0;
-    while (true) {
-        attempts++;
-        if (s_try_connect (self) == 0) {
-            if (attempts > 1) {
-                char count [16];
-                snprintf (count, sizeof count, "%d", attempts);
-                fs_info ("PostgreSQL connected", "attempts", count);
-            }
-            return 0;
-        }
-        if (attempts == 1 && timeout_ms > 0)
-            fs_info ("PostgreSQL not reachable yet, retrying", "reason", self->error);
-        int64_t left = deadline - zclock_mono ();
-        if (left <= 0 || zsys_interrupted)
-            break;
-        //  Sleeps in slices so an interrupt (SIGINT, SIGTERM) ends the wait at once
-        int64_t until = zclock_mono () + (delay < left ? delay : left);
-        while (!zsys_interrupted && zclock_mono () < until)
-            zclock_sleep (S_SLEEP_SLICE_MS);
-        if (zsys_interrupted)
-            break;
-        delay = delay * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : delay * 2;
-    }
-    if (zsys_interrupted) {
+    bool interrupted;
+    if (fs_retry ("PostgreSQL", timeout_ms, s_attempt, s_why, self, &interrupted) == 0)
+        return 0;
+    if (interrupted) {
         char text [sizeof self->error];
         snprintf (text, sizeof text, "%.900s", self->error);    //  room for the prefix
         s_set_error (self, "interrupted while connecting to PostgreSQL", text);

@@ -1,9 +1,6 @@
 /*  fs_redis - a Redis connection from a redis:// URL, rebuilt after any I/O error. */
 #include "finestra.h"
 
-#define S_BACKOFF_FIRST_MS  100
-#define S_BACKOFF_MAX_MS    2000
-#define S_SLEEP_SLICE_MS    50      /* how often a back-off sleep looks at zsys_interrupted */
 #define S_IO_TIMEOUT_MS     2000    /* connect, and each command's send and receive */
 #define S_DB_MAX            1000000 /* above any `databases` setting anyone uses */
 
@@ -287,6 +284,19 @@ fs_redis_destroy (fs_redis_t **self_p)
     *self_p = NULL;
 }
 
+//  fs_retry's view of a connection attempt
+static int
+s_attempt (void *self)
+{
+    return s_try_connect ((fs_redis_t *) self);
+}
+
+static const char *
+s_why (void *self)
+{
+    return ((fs_redis_t *) self)->error;
+}
+
 int
 fs_redis_connect (fs_redis_t *self, int timeout_ms)
 {
@@ -294,33 +304,10 @@ fs_redis_connect (fs_redis_t *self, int timeout_ms)
     self->error [0] = 0;
     if (self->ctx)
         return 0;
-    int64_t deadline = zclock_mono () + (timeout_ms > 0 ? timeout_ms : 0);
-    int delay = S_BACKOFF_FIRST_MS;
-    int attempts = 0;
-    while (true) {
-        attempts++;
-        //  Retries every failure, AUTH and SELECT too: a starting server answers LOADING
-        if (s_try_connect (self) == 0) {
-            if (attempts > 1) {
-                char count [16];
-                snprintf (count, sizeof count, "%d", attempts);
-                fs_info ("Redis connected", "attempts", count);
-            }
-            return 0;
-        }
-        if (attempts == 1 && timeout_ms > 0)
-            fs_info ("Redis not reachable yet, retrying", "reason", self->error);
-        int64_t left = deadline - zclock_mono ();
-        if (left <= 0 || zsys_interrupted)
-            break;
-        int64_t until = zclock_mono () + (delay < left ? delay : left);
-        while (!zsys_interrupted && zclock_mono () < until)
-            zclock_sleep (S_SLEEP_SLICE_MS);
-        if (zsys_interrupted)
-            break;
-        delay = delay * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : delay * 2;
-    }
-    if (zsys_interrupted) {
+    bool interrupted;
+    if (fs_retry ("Redis", timeout_ms, s_attempt, s_why, self, &interrupted) == 0)
+        return 0;
+    if (interrupted) {
         char text [sizeof self->error];
         snprintf (text, sizeof text, "%.400s", self->error);    //  room for the prefix
         s_set_error (self, "interrupted while connecting to Redis", text);

@@ -186,3 +186,42 @@ fs_free (void *p_p)
         *pointer_p = NULL;
     }
 }
+
+#define S_BACKOFF_FIRST_MS  100
+#define S_BACKOFF_MAX_MS    2000
+#define S_SLEEP_SLICE_MS    50      /* how often a back-off sleep looks at zsys_interrupted */
+
+int
+fs_retry (const char *what, int timeout_ms, fs_attempt_fn *attempt,
+          const char *(*why) (void *arg), void *arg, bool *interrupted)
+{
+    int64_t deadline = zclock_mono () + (timeout_ms > 0 ? timeout_ms : 0);
+    int delay = S_BACKOFF_FIRST_MS;
+    int attempts = 0;
+    *interrupted = false;
+    while (true) {
+        attempts++;
+        if (attempt (arg) == 0) {
+            if (attempts > 1) {
+                char count [16];
+                snprintf (count, sizeof count, "%d", attempts);
+                fs_info ("connected after retrying", "to", what, "attempts", count);
+            }
+            return 0;
+        }
+        if (attempts == 1 && timeout_ms > 0)
+            fs_info ("not reachable yet, retrying", "to", what, "reason", why (arg));
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0 || zsys_interrupted)
+            break;
+        //  Sleeps in slices so an interrupt (SIGINT, SIGTERM) ends the wait at once
+        int64_t until = zclock_mono () + (delay < left ? delay : left);
+        while (!zsys_interrupted && zclock_mono () < until)
+            zclock_sleep (S_SLEEP_SLICE_MS);
+        if (zsys_interrupted)
+            break;
+        delay = delay * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : delay * 2;
+    }
+    *interrupted = zsys_interrupted != 0;
+    return -1;
+}
