@@ -79,6 +79,7 @@ static const fs_handler_t s_handlers [] = {
     { "intake.referral_requested", s_count },
     { "referral.status_changed",   s_count },
     { "notification.queued",       s_count },
+    { "intake.case_opened",        s_count },
     { NULL, NULL }
 };
 
