@@ -7,9 +7,40 @@
 extern const fs_service_t intake_service;
 extern const fs_migration_t intake_migrations[];
 
-/* The ingest ROUTER: binds FINESTRA_INTAKE_ENDPOINT into the server loop. */
+/* intake_ingest.c: the ingest ROUTER (contract v1, proto/INGEST.md): frames, validation,
+   receipts. init registers its metrics; start binds FINESTRA_INTAKE_ENDPOINT into the loop. */
+int intake_ingest_init (fs_server_t *server);
 int intake_ingest_start (fs_server_t *server);
 void intake_ingest_stop (fs_server_t *server);
+
+/* intake_store.c: storing validated events, many per transaction. */
+typedef enum {
+    INTAKE_PENDING,                 /* not stored yet */
+    INTAKE_ACCEPTED,                /* stored now, ref is new */
+    INTAKE_DUPLICATE,               /* stored before with the same content, ref is the old one */
+    INTAKE_CONFLICT                 /* stored before with other content */
+} intake_outcome_t;
+
+/* One validated event on its way to PostgreSQL. */
+typedef struct {
+    fs_ingest_event_t event;        /* the decoded event (data still as raw bytes) */
+    const fs_type_t *dtype;         /* its data's definition, from the catalogue */
+    void *data;                     /* its decoded data (owned) */
+    char *bytes;                    /* canonical encoding (owned), what is stored and hashed */
+    size_t len;                     /* its length */
+    char hash [65];                 /* sha256 of bytes, hex */
+    char ref [FS_UUID_LEN + 1];     /* out: intake's id for the stored event */
+    intake_outcome_t outcome;       /* out */
+} intake_item_t;
+
+/* Fills bytes and hash: the same content gives the same hash whatever the key order.
+   0, or -1 with err filled. */
+int intake_store_prepare (intake_item_t *item, fs_proto_error_t *err);
+/* Stores n prepared items in ONE transaction and sets every outcome. 0, or -1 when the
+   database failed: then nothing was stored and outcomes stay INTAKE_PENDING. */
+int intake_store_batch (fs_server_t *server, intake_item_t *items, size_t n);
+/* Frees what an item owns and zeroes it. */
+void intake_item_clear (intake_item_t *item);
 
 /* intake_curve.c: CURVE security on the ingest socket (FINESTRA_CURVE=on), with a ZAP
    handler (czmq zauth) that allows only the certificates in FINESTRA_CURVE_CLIENTS_DIR.

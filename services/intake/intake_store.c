@@ -1,0 +1,273 @@
+/*  intake_store - stores validated external events in PostgreSQL, a batch per transaction. */
+#include "intake.h"
+
+//  A PostgreSQL array literal being built: {"a","b",...}
+typedef struct {
+    char *buf;                      /* NUL-terminated text */
+    size_t len;                     /* bytes used, without the NUL */
+    size_t cap;                     /* bytes allocated */
+} s_array_t;
+
+static int
+s_array_reserve (s_array_t *self, size_t more)
+{
+    if (self->len + more + 2 <= self->cap)
+        return 0;
+    size_t cap = self->cap ? self->cap : 1024;
+    while (cap < self->len + more + 2)
+        cap *= 2;
+    char *buf = (char *) realloc (self->buf, cap);
+    if (!buf)
+        return -1;
+    self->buf = buf;
+    self->cap = cap;
+    return 0;
+}
+
+//  Appends one element, quoted: only `"` and `\` need a backslash inside quotes
+static int
+s_array_add (s_array_t *self, const char *value, size_t len)
+{
+    if (s_array_reserve (self, len * 2 + 4))
+        return -1;
+    char sep = self->len ? ',' : '{';
+    self->buf [self->len++] = sep;
+    self->buf [self->len++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        if (value [i] == '"' || value [i] == '\\')
+            self->buf [self->len++] = '\\';
+        self->buf [self->len++] = value [i];
+    }
+    self->buf [self->len++] = '"';
+    self->buf [self->len] = 0;
+    return 0;
+}
+
+//  Appends bytes as one hex element (no quoting needed)
+static int
+s_array_add_hex (s_array_t *self, const char *bytes, size_t len)
+{
+    if (s_array_reserve (self, len * 2 + 2))
+        return -1;
+    char sep = self->len ? ',' : '{';
+    self->buf [self->len++] = sep;
+    sodium_bin2hex (self->buf + self->len, len * 2 + 1, (const unsigned char *) bytes, len);
+    self->len += len * 2;
+    return 0;
+}
+
+//  Closes the literal; an empty array is "{}"
+static const char *
+s_array_end (s_array_t *self)
+{
+    if (s_array_reserve (self, 2))
+        return NULL;
+    if (self->len == 0)
+        self->buf [self->len++] = '{';
+    self->buf [self->len++] = '}';
+    self->buf [self->len] = 0;
+    return self->buf;
+}
+
+int
+intake_store_prepare (intake_item_t *item, fs_proto_error_t *err)
+{
+    assert (item && item->dtype && item->data);
+    //  Canonical bytes: known fields only, definition order, data re-encoded, so the same
+    //  content sent twice hashes the same whatever the publisher's key order
+    char *dbytes = NULL;
+    size_t dlen = 0;
+    if (fs_proto_encode (item->dtype, item->data, &dbytes, &dlen, err))
+        return -1;
+    fs_raw_t original = item->event.data;
+    item->event.data.data = dbytes;
+    item->event.data.len = dlen;
+    int rc = fs_proto_encode (&fs_ingest_event_type, &item->event, &item->bytes, &item->len, err);
+    item->event.data = original;
+    free (dbytes);
+    if (rc)
+        return -1;
+    unsigned char digest [crypto_hash_sha256_BYTES];
+    crypto_hash_sha256 (digest, (unsigned char *) item->bytes, item->len);
+    sodium_bin2hex (item->hash, sizeof item->hash, digest, sizeof digest);
+    return 0;
+}
+
+void
+intake_item_clear (intake_item_t *item)
+{
+    assert (item);
+    if (item->data) {
+        fs_proto_clear (item->dtype, item->data);
+        free (item->data);
+    }
+    fs_proto_clear (&fs_ingest_event_type, &item->event);
+    free (item->bytes);
+    memset (item, 0, sizeof *item);
+}
+
+//  THE ONE PLACE the store emits internal events: what a freshly stored event causes.
+//  intake_process*.c takes this over; then delete this function and its call.
+static int
+s_emit_effects (fs_server_t *server, intake_item_t *item)
+{
+    if (item->dtype != &fs_ev_social_risk_detected_type
+    &&  item->dtype != &fs_ev_eviction_scheduled_type)
+        return 0;
+    fs_referral_requested_t request = { 0 };
+    fs_proto_set_str (&fs_referral_requested_type, &request, "event_ref", item->ref);
+    fs_proto_set_str (&fs_referral_requested_type, &request, "source", item->event.source);
+    fs_proto_set_str (&fs_referral_requested_type, &request, "event_type", item->event.type);
+    const char *urgency = item->dtype == &fs_ev_social_risk_detected_type
+                        ? ((fs_ev_social_risk_detected_t *) item->data)->urgency : "urgent";
+    fs_proto_set_str (&fs_referral_requested_type, &request, "urgency", urgency);
+    //  The stored event starts the chain: its ref is the correlation id of all that follows
+    fs_envelope_t cause = { 0 };
+    cause.hdr.id = item->ref;
+    cause.hdr.correlation_id = item->ref;
+    fs_proto_error_t err;
+    int rc = fs_outbox_emit (fs_server_pg (server), "intake", "intake", fs_server_routes (server),
+                             &fs_referral_requested_type, &request, &cause, NULL, &err);
+    fs_proto_clear (&fs_referral_requested_type, &request);
+    return rc;
+}
+
+//  INSERT every item; those not inserted are looked up after
+static const char s_insert_sql [] =
+    "INSERT INTO intake.events (ref, source, external_id, type, occurred_at, content_hash, event)"
+    " SELECT r::uuid, s, x, t, o::timestamptz, h, decode (e, 'hex')"
+    " FROM unnest ($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+    "              $7::text[]) AS u (r, s, x, t, o, h, e)"
+    " ON CONFLICT (source, external_id) DO NOTHING RETURNING ref::text";
+
+//  The rows that were there already (or came earlier in the same batch)
+static const char s_lookup_sql [] =
+    "SELECT u.i, e.ref::text, e.content_hash"
+    " FROM unnest ($1::text[], $2::text[]) WITH ORDINALITY AS u (s, x, i)"
+    " JOIN intake.events e ON e.source = u.s AND e.external_id = u.x";
+
+//  Looks up the items still pending: same hash is a duplicate, other content a conflict.
+//  0, or -1 on a database error
+static int
+s_resolve (fs_pg_t *pg, intake_item_t *items, size_t n)
+{
+    s_array_t sources = { 0 }, ids = { 0 };
+    intake_item_t **asked = (intake_item_t **) calloc (n, sizeof *asked);
+    size_t nasked = 0;
+    int rc = -1;
+    if (!asked)
+        goto done;
+    for (size_t i = 0; i < n; i++)
+        if (items [i].outcome == INTAKE_PENDING) {
+            if (s_array_add (&sources, items [i].event.source, strlen (items [i].event.source))
+            ||  s_array_add (&ids, items [i].event.id, strlen (items [i].event.id)))
+                goto done;
+            asked [nasked++] = &items [i];
+        }
+    if (nasked == 0) {
+        rc = 0;
+        goto done;
+    }
+    const char *values [2] = { s_array_end (&sources), s_array_end (&ids) };
+    if (!values [0] || !values [1])
+        goto done;
+    PGresult *result = fs_pg_exec (pg, s_lookup_sql, 2, values);
+    if (!result)
+        goto done;
+    for (int row = 0; row < PQntuples (result); row++) {
+        long i = atol (PQgetvalue (result, row, 0)) - 1;
+        if (i < 0 || (size_t) i >= nasked)
+            continue;
+        intake_item_t *item = asked [i];
+        if (streq (PQgetvalue (result, row, 2), item->hash)) {
+            item->outcome = INTAKE_DUPLICATE;
+            snprintf (item->ref, sizeof item->ref, "%s", PQgetvalue (result, row, 1));
+        }
+        else {
+            item->outcome = INTAKE_CONFLICT;
+            item->ref [0] = 0;
+        }
+    }
+    PQclear (result);
+    //  Not inserted yet not found: cannot happen under the unique key; refuse to guess
+    rc = 0;
+    for (size_t i = 0; i < nasked; i++)
+        if (asked [i]->outcome == INTAKE_PENDING) {
+            fs_pg_set_error (pg, "event %s from %s neither inserted nor found",
+                             asked [i]->event.id, asked [i]->event.source);
+            rc = -1;
+        }
+done:
+    free (asked);
+    free (sources.buf);
+    free (ids.buf);
+    return rc;
+}
+
+int
+intake_store_batch (fs_server_t *server, intake_item_t *items, size_t n)
+{
+    assert (server);
+    assert (items || n == 0);
+    if (n == 0)
+        return 0;
+    fs_pg_t *pg = fs_server_pg (server);
+    s_array_t columns [7] = { { 0 } };
+    zhash_t *by_ref = zhash_new ();
+    int rc = -1;
+    bool open = false;
+    if (!by_ref)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        intake_item_t *item = &items [i];
+        assert (item->bytes);
+        item->outcome = INTAKE_PENDING;
+        fs_uuid (item->ref);
+        const char *text [6] = { item->ref, item->event.source, item->event.id, item->event.type,
+                                 item->event.occurred_at, item->hash };
+        for (int c = 0; c < 6; c++)
+            if (s_array_add (&columns [c], text [c], strlen (text [c])))
+                goto done;
+        if (s_array_add_hex (&columns [6], item->bytes, item->len)
+        ||  zhash_insert (by_ref, item->ref, item))
+            goto done;
+    }
+    const char *values [7];
+    for (int c = 0; c < 7; c++)
+        if (!(values [c] = s_array_end (&columns [c])))
+            goto done;
+
+    if (fs_pg_begin (pg))
+        goto done;
+    open = true;
+    PGresult *result = fs_pg_exec (pg, s_insert_sql, 7, values);
+    if (!result)
+        goto done;
+    for (int row = 0; row < PQntuples (result); row++) {
+        intake_item_t *item = (intake_item_t *) zhash_lookup (by_ref, PQgetvalue (result, row, 0));
+        if (item)
+            item->outcome = INTAKE_ACCEPTED;
+    }
+    PQclear (result);
+    if (s_resolve (pg, items, n))
+        goto done;
+    for (size_t i = 0; i < n; i++)
+        if (items [i].outcome == INTAKE_ACCEPTED && s_emit_effects (server, &items [i]))
+            goto done;
+    if (fs_pg_commit (pg))
+        goto done;
+    open = false;
+    rc = 0;
+done:
+    if (open)
+        fs_pg_rollback (pg);
+    if (rc)
+        for (size_t i = 0; i < n; i++) {
+            items [i].outcome = INTAKE_PENDING;
+            items [i].ref [0] = 0;
+        }
+    for (int c = 0; c < 7; c++)
+        free (columns [c].buf);
+    zhash_destroy (&by_ref);
+    return rc;
+}
