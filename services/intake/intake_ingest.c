@@ -45,6 +45,11 @@ s_catalogue (const char *type)
         &fs_ev_attention_requested_type,
         &fs_ev_social_risk_detected_type,
         &fs_ev_eviction_scheduled_type,
+        &fs_ev_emergency_intervention_type,
+        &fs_ev_address_changed_type,
+        &fs_ev_benefits_application_submitted_type,
+        &fs_ev_consent_granted_type,
+        &fs_ev_consent_revoked_type,
         NULL
     };
     for (size_t i = 0; types [i]; i++)
