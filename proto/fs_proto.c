@@ -603,6 +603,7 @@ s_decode_map (const fs_type_t *t, const msgpack_object *obj, void *out, const ch
 {
     uint64_t *present = (uint64_t *) out;
     char fpath [sizeof err->field];
+    uint64_t seen = 0;                  //  keys given, nil or not
     for (uint32_t i = 0; i < obj->via.map.size; i++) {
         const msgpack_object_kv *kv = &obj->via.map.ptr [i];
         if (kv->key.type != MSGPACK_OBJECT_STR) {
@@ -615,8 +616,16 @@ s_decode_map (const fs_type_t *t, const msgpack_object *obj, void *out, const ch
             continue;                   //  unknown key: ignored (forward compatibility)
         const fs_field_t *f = &t->fields [index];
         s_path (fpath, sizeof fpath, path, f->name);
-        if ((*present >> index) & 1u)
+        if ((seen >> index) & 1u)
             return s_fail (err, FS_PROTO_INVALID_FIELD, fpath, "given more than once");
+        seen |= (uint64_t) 1 << index;
+        //  nil is how Python's None and JavaScript's null arrive: "no value", so an
+        //  optional field is absent and a required one missing
+        if (kv->val.type == MSGPACK_OBJECT_NIL) {
+            if (f->required)
+                return s_fail (err, FS_PROTO_MISSING_FIELD, fpath, "is required (nil given)");
+            continue;
+        }
         *present |= (uint64_t) 1 << index;
         int rc = s_decode_value (f, &kv->val, (char *) out + f->offset, fpath, err);
         if (rc)

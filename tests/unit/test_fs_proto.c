@@ -411,7 +411,8 @@ Test (fs_proto, wrong_type_for_every_field)
         for (size_t i = 0; i < t->nfields; i++) {
             const fs_field_t *f = &t->fields [i];
             for (size_t w = 0; w < sizeof wrong / sizeof wrong [0]; w++) {
-                if (s_type_fits (f->kind, wrong [w].type))
+                //  nil means "no value": nil_is_absent checks it
+                if (s_type_fits (f->kind, wrong [w].type) || wrong [w].type == MSGPACK_OBJECT_NIL)
                     continue;
                 s_expect_edit (t, TK_MAX, f->name, TK_SET, wrong [w], FS_PROTO_INVALID_FIELD, f->name);
                 checked++;
@@ -419,9 +420,45 @@ Test (fs_proto, wrong_type_for_every_field)
         }
     }
     cr_assert_gt (checked, 300);
-    //  RAW takes anything
-    for (size_t w = 0; w < sizeof wrong / sizeof wrong [0]; w++)
+    //  RAW takes anything but nil (no value)
+    for (size_t w = 1; w < sizeof wrong / sizeof wrong [0]; w++)
         s_expect_edit (&fs_ingest_event_type, TK_MAX, "data", TK_SET, wrong [w], 0, "");
+}
+
+//  Publishers in Python/JavaScript send None/null for "no value": nil makes an optional
+//  field absent and a required one missing, in every definition, nested too
+Test (fs_proto, nil_is_absent)
+{
+    int optional = 0;
+    for (size_t d = 0; tk_all_types [d]; d++) {
+        const fs_type_t *t = tk_all_types [d];
+        for (size_t i = 0; i < t->nfields; i++) {
+            const fs_field_t *f = &t->fields [i];
+            s_expect_edit (t, TK_MAX, f->name, TK_SET, tk_nil (),
+                           f->required? FS_PROTO_MISSING_FIELD: 0, f->required? f->name: "");
+            optional += !f->required;
+        }
+    }
+    cr_assert_gt (optional, 10);
+    const fs_type_t *t = &fs_ingest_event_type;
+    s_expect_edit (t, TK_MAX, "subject.phone", TK_SET, tk_nil (), 0, "");
+    s_expect_edit (t, TK_MAX, "subject.address.neighbourhood", TK_SET, tk_nil (), 0, "");
+    s_expect_edit (t, TK_MAX, "subject.address.postcode", TK_SET, tk_nil (),
+                   FS_PROTO_MISSING_FIELD, "subject.address.postcode");
+    s_expect_edit (t, TK_MAX, "data", TK_SET, tk_nil (), FS_PROTO_MISSING_FIELD, "data");
+    //  The decoded optional field is absent, not present-and-empty
+    char *data;
+    size_t len;
+    tk_sample_bytes (t, TK_MAX, &data, &len);
+    size_t elen;
+    char *edited = tk_edit (data, len, "subject.phone", TK_SET, tk_nil (), &elen);
+    fs_ingest_event_t event = { 0 };
+    cr_assert_eq (fs_proto_decode (t, edited, elen, &event, NULL), 0);
+    cr_assert_not (FS_PRESENT (&event.subject, fs_ingest_subject_F_phone));
+    cr_assert_null (event.subject.phone);
+    fs_proto_clear (t, &event);
+    free (edited);
+    free (data);
 }
 
 Test (fs_proto, wrong_type_messages_are_readable)
