@@ -124,6 +124,26 @@ s_check_rules (const intake_item_t *item, s_receipt_t *receipt)
                        : "doc_number is required unless doc_type is NONE");
         return -1;
     }
+    if (item->dtype == &fs_ev_benefits_application_submitted_type) {
+        const fs_ev_benefits_application_submitted_t *application =
+            (const fs_ev_benefits_application_submitted_t *) item->data;
+        const fs_ingest_household_member_t *members =
+            (const fs_ingest_household_member_t *) application->household_members.items;
+        for (size_t i = 0; i < application->household_members.n; i++) {
+            const fs_ingest_household_member_t *member = &members [i];
+            bool numbered = FS_PRESENT (member, fs_ingest_household_member_F_doc_number);
+            bool typed = FS_PRESENT (member, fs_ingest_household_member_F_doc_type)
+                      && !streq (member->doc_type, "NONE");
+            if (numbered != typed) {
+                char field [80];
+                snprintf (field, sizeof field, "data.household_members[%zu].doc_number", i);
+                s_reject (receipt, "invalid_field", field, "%s",
+                          numbered ? "doc_number needs a doc_type other than NONE"
+                                   : "doc_number is required with this doc_type");
+                return -1;
+            }
+        }
+    }
     if (item->dtype == &fs_ev_social_risk_detected_type) {
         const fs_ev_social_risk_detected_t *risk = (const fs_ev_social_risk_detected_t *) item->data;
         for (size_t i = 0; i < risk->icd10_codes.n; i++)
