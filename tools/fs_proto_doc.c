@@ -67,12 +67,73 @@ s_rule (const fs_field_t *f, char *out, size_t size)
     }
 }
 
+//  One definition as a table: key, type, required, rule, meaning
+static void
+s_table (const fs_type_t *t)
+{
+    printf ("| key | type | required | values | meaning |\n|---|---|---|---|---|\n");
+    for (size_t k = 0; k < t->nfields; k++) {
+        const fs_field_t *f = &t->fields [k];
+        char rule [512];
+        s_rule (f, rule, sizeof rule);
+        const char *kind = s_kind_name (f->kind);
+        //  What each kind is on the wire, for people writing clients in other languages
+        const char *wire = f->kind == FS_T_STR || f->kind == FS_T_ENUM ? "string"
+                         : f->kind == FS_T_TIME ? "string (RFC 3339 time)"
+                         : f->kind == FS_T_DATE ? "string (YYYY-MM-DD)"
+                         : f->kind == FS_T_UUID ? "string (UUID)"
+                         : f->kind == FS_T_INT ? "integer"
+                         : f->kind == FS_T_BOOL ? "boolean"
+                         : f->kind == FS_T_MAP ? "map"
+                         : f->kind == FS_T_STRLIST ? "array of strings (1..256 bytes each)"
+                         : f->kind == FS_T_MAPLIST ? "array of maps"
+                         : f->kind == FS_T_RAW ? "map (per `type`)" : kind;
+        if (f->kind == FS_T_MAPLIST)
+            snprintf (rule + strlen (rule), sizeof rule - strlen (rule), ", each a `%s`",
+                      f->sub->name);
+        else
+        if (f->kind == FS_T_MAP)
+            snprintf (rule, sizeof rule, "a `%s`", f->sub->name);
+        printf ("| `%s` | %s | %s | %s | %s |\n", f->name, wire, f->required? "yes": "no",
+                rule, f->doc);
+    }
+}
+
+//  The ingest contract's definitions, for proto/INGEST.md: the event, its parts, the
+//  receipt, then the data of every catalogue type (fs_ev_*)
+static void
+s_ingest (void)
+{
+    const fs_type_t *parts [] = {
+        &fs_ingest_event_type, &fs_ingest_subject_type, &fs_ingest_address_type,
+        &fs_ingest_household_member_type, &fs_ingest_receipt_type, &fs_ingest_error_type, NULL
+    };
+    for (size_t i = 0; parts [i]; i++) {
+        printf ("#### `%s` — %s\n\n", parts [i]->name, parts [i]->doc);
+        s_table (parts [i]);
+        printf ("\n");
+    }
+    for (size_t i = 0; fs_proto_messages [i]; i++) {
+        const fs_type_t *t = fs_proto_messages [i];
+        if (strncmp (t->name, "fs_ev_", 6))
+            continue;
+        printf ("#### `%s` — %s\n\n`data` of this type:\n\n", t->wire, t->doc);
+        s_table (t);
+        printf ("\n");
+    }
+}
+
 int
 main (int argc, char *argv [])
 {
+    if (argc > 1 && strcmp (argv [1], "--ingest") == 0) {
+        s_ingest ();
+        return 0;
+    }
     if (argc > 1) {
-        fprintf (stderr, "usage: fs_proto_doc > table.md\n"
-                         "Prints every message of the catalogue (proto/messages.def).\n");
+        fprintf (stderr, "usage: fs_proto_doc [--ingest] > table.md\n"
+                         "Prints every message of the catalogue (proto/messages.def);\n"
+                         "--ingest: the ingest contract's tables (proto/INGEST.md).\n");
         return strcmp (argv [1], "--help") == 0? 0: 2;
     }
     printf ("| type | fields (`*` required) |\n|---|---|\n");

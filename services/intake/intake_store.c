@@ -135,7 +135,8 @@ s_emit_effects (fs_server_t *server, intake_item_t *item)
 //  INSERT every item; those not inserted are looked up after
 static const char s_insert_sql [] =
     "INSERT INTO intake.events (ref, source, external_id, type, occurred_at, content_hash, event)"
-    " SELECT r::uuid, s, x, t, o::timestamptz, h, decode (e, 'hex')"
+    " SELECT r::uuid, s, x, t, timestamptz 'epoch' + o::bigint * interval '1 millisecond', h,"
+    "        decode (e, 'hex')"
     " FROM unnest ($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
     "              $7::text[]) AS u (r, s, x, t, o, h, e)"
     " ON CONFLICT (source, external_id) DO NOTHING RETURNING ref::text";
@@ -223,8 +224,15 @@ intake_store_batch (fs_server_t *server, intake_item_t *items, size_t n)
         assert (item->bytes);
         item->outcome = INTAKE_PENDING;
         fs_uuid (item->ref);
+        //  As milliseconds since the epoch: PostgreSQL's own parser refuses some times
+        //  RFC 3339 allows (year 0000, offsets past 15:59), which would fail the batch
+        int64_t ms = 0;
+        if (fs_rfc3339_parse (item->event.occurred_at, &ms))
+            goto done;          //  validated before: cannot happen
+        char occurred [24];
+        snprintf (occurred, sizeof occurred, "%lld", (long long) ms);
         const char *text [6] = { item->ref, item->event.source, item->event.id, item->event.type,
-                                 item->event.occurred_at, item->hash };
+                                 occurred, item->hash };
         for (int c = 0; c < 6; c++)
             if (s_array_add (&columns [c], text [c], strlen (text [c])))
                 goto done;

@@ -243,6 +243,22 @@ Test (ingest, accepted_duplicate_conflict_and_after_restart)
     s_expect_error (suite, changed, clen, "id_conflict", "id");
     cr_assert_eq (s_stored (suite), 2);
 
+    //  Times RFC 3339 allows and PostgreSQL's parser does not: stored, to the millisecond
+    const char *times [] = { "0000-01-01T00:00:00Z", "2026-01-01T10:00:00.5+23:59",
+                             "2016-12-31t23:59:60z" };
+    for (size_t i = 0; i < 3; i++) {
+        char id [32];
+        snprintf (id, sizeof id, "time-%zu", i);
+        size_t tlen;
+        char *timed = s_event (id, "occurred_at", TK_SET, tk_str (times [i]), &tlen);
+        s_expect_status (suite, timed, tlen, "accepted", NULL);
+        free (timed);
+    }
+    cr_assert_eq (fs_test_pg_long (suite->pg_url,
+        "SELECT (extract (epoch FROM occurred_at) * 1000)::bigint FROM intake.events"
+        " WHERE external_id = 'time-1'"), 1767261600500L - (23 * 60 + 59) * 60000L);
+    cr_assert_eq (s_stored (suite), 5);
+
     //  Every catalogue type is accepted (fewest and most fields)
     int count = 0;
     for (size_t i = 0; fs_proto_messages [i]; i++) {
@@ -263,7 +279,7 @@ Test (ingest, accepted_duplicate_conflict_and_after_restart)
         }
     }
     cr_assert_eq (count, 13, "the catalogue v1 has 8 types; 7 sampled here");
-    cr_assert_eq (s_stored (suite), 2 + count);
+    cr_assert_eq (s_stored (suite), 5 + count);
     free (event);
     free (changed);
     free (elsewhere);
