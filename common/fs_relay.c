@@ -110,8 +110,11 @@ s_send_round (s_relay_t *self, s_consumer_t *consumer)
     zlist_destroy (&expired);
 
     long space = config->relay_window - (long) zhashx_size (consumer->inflight);
-    if (space <= 0)
+    if (space <= 0) {
+        //  Window full: wait for an ack or the next scan, not in a busy loop
+        consumer->wanted = false;
         return;
+    }
     long limit = space < config->relay_batch ? space : config->relay_batch;
     char retry [24], lim [24];
     snprintf (retry, sizeof retry, "%ld", config->relay_retry_ms);
