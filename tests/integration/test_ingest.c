@@ -489,3 +489,23 @@ Test (ingest, database_outage_gives_unavailable_then_recovers)
     free (during);
     fs_test_suite_destroy (&suite);
 }
+
+//  proto/INGEST.md's tables are fs_proto_doc's output for the definitions in this build
+Test (ingest, contract_doc_matches_the_definitions)
+{
+    FILE *doc = popen (FS_TEST_BIN_DIR "/fs_proto_doc --ingest", "r");
+    cr_assert_not_null (doc);
+    char *tables = (char *) calloc (1, 1 << 20);
+    size_t n = fread (tables, 1, (1 << 20) - 1, doc);
+    cr_assert_eq (pclose (doc), 0);
+    cr_assert_gt (n, 1000);
+    FILE *file = fopen (FS_TEST_SOURCE_DIR "/proto/INGEST.md", "r");
+    cr_assert_not_null (file);
+    char *page = (char *) calloc (1, 1 << 20);
+    cr_assert_gt (fread (page, 1, (1 << 20) - 1, file), 0);
+    fclose (file);
+    cr_assert_not_null (strstr (page, tables), "proto/INGEST.md is out of date: regenerate its"
+                        " tables with fs_proto_doc --ingest");
+    free (tables);
+    free (page);
+}
