@@ -298,7 +298,13 @@ s_send_receipt (zsock_t *router, zmsg_t **route_p, const s_receipt_t *receipt)
     char *data = NULL;
     size_t len = 0;
     fs_proto_error_t err;
-    if (fs_proto_encode (&fs_ingest_receipt_type, &out, &data, &len, &err) == 0) {
+    int rc = fs_proto_encode (&fs_ingest_receipt_type, &out, &data, &len, &err);
+    if (rc && receipt->id [0]) {
+        //  An id that is not UTF-8 cannot be echoed: answer without it
+        fs_proto_set_str (&fs_ingest_receipt_type, &out, "id", NULL);
+        rc = fs_proto_encode (&fs_ingest_receipt_type, &out, &data, &len, &err);
+    }
+    if (rc == 0) {
         zmsg_addmem (*route_p, data, len);
         //  ROUTER_MANDATORY: a publisher gone before its receipt is logged, not fatal;
         //  it re-sends and gets `duplicate`

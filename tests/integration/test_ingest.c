@@ -161,6 +161,8 @@ Test (ingest, every_error_code_with_its_field)
     memset (long_id, 'x', 129);
     long_id [129] = 0;
     s_expect_edit (suite, "id", TK_SET, tk_str (long_id), "invalid_field", "id");
+    //  An id that is not UTF-8 is refused, and the receipt still comes (without the id)
+    s_expect_edit (suite, "id", TK_SET, tk_str ("caf\xe9"), "invalid_field", "id");
     s_expect_edit (suite, "subject.doc_type", TK_SET, tk_str ("NONE"), "invalid_field",
                    "subject.doc_number");
     msgpack_object codes [3] = { tk_str ("Z59.0"), tk_str ("Z65"), tk_str ("I10") };
