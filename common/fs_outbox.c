@@ -33,22 +33,21 @@ fs_outbox_emit (fs_pg_t *pg, const char *schema, const char *source, fs_routes_t
         strncat (array, i + 1 < nconsumers ? "," : "}", sizeof array - strlen (array) - 1);
     }
     const char *correlation = cause ? cause->hdr.correlation_id : id;
-    char sql [256];
+    //  One round trip: the rows, and the NOTIFY that wakes the relay when this transaction
+    //  commits (duplicates fold into one). A data-modifying CTE always runs to completion
+    char sql [320], channel [96];
     snprintf (sql, sizeof sql,
-              "INSERT INTO \"%s\".outbox (msg_id, consumer, type, correlation_id, envelope)"
-              " SELECT $1, unnest ($2::text[]), $3, $4, $5", schema);
-    const char *values [5] = { id, array, ptype->wire, correlation, data };
-    int lengths [5] = { 0, 0, 0, 0, (int) len };
-    int formats [5] = { 0, 0, 0, 0, 1 };
-    PGresult *result = fs_pg_execb (pg, sql, 5, values, lengths, formats, 0);
+              "WITH o AS (INSERT INTO \"%s\".outbox (msg_id, consumer, type, correlation_id,"
+              " envelope) SELECT $1, unnest ($2::text[]), $3, $4, $5) SELECT pg_notify ($6, '')",
+              schema);
+    snprintf (channel, sizeof channel, "finestra_outbox_%s", schema);
+    const char *values [6] = { id, array, ptype->wire, correlation, data, channel };
+    int lengths [6] = { 0, 0, 0, 0, (int) len, 0 };
+    int formats [6] = { 0, 0, 0, 0, 1, 0 };
+    PGresult *result = fs_pg_execb (pg, sql, 6, values, lengths, formats, 0);
     free (data);
     if (!result)
         return -1;
     PQclear (result);
-
-    //  Wakes the relay when this transaction commits (duplicates fold into one)
-    char channel [96];
-    snprintf (channel, sizeof channel, "finestra_outbox_%s", schema);
-    const char *notify [1] = { channel };
-    return fs_pg_run (pg, "SELECT pg_notify ($1, '')", 1, notify);
+    return 0;
 }
