@@ -14,7 +14,7 @@ static const char s_usage [] =
     "  --prefix P          ids of generated events (default gen)\n"
     "  --source S          source of generated events and of --example (default primary-care)\n"
     "  --server-key KEY    CURVE: intake's public key (40 Z85 characters, or its .key file)\n"
-    "  --client-cert FILE  CURVE: this publisher's certificate (the secret file from finestra-keys)\n"
+    "  --client-cert FILE  CURVE: this publisher's certificate (its .key_secret file)\n"
     "  --quiet             print only the final counts\n"
     "Every event is re-sent, the same bytes on a new socket, after a timeout or an\n"
     "`unavailable` receipt, until it is accepted, a duplicate, or rejected for good.\n"

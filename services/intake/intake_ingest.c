@@ -102,7 +102,8 @@ s_map_get (const msgpack_object *map, const char *key)
 static bool
 s_icd10_social (const char *code)
 {
-    if (code [0] != 'Z' || !isdigit ((unsigned char) code [1]) || !isdigit ((unsigned char) code [2]))
+    if (code [0] != 'Z'
+    ||  !isdigit ((unsigned char) code [1]) || !isdigit ((unsigned char) code [2]))
         return false;
     int n = (code [1] - '0') * 10 + (code [2] - '0');
     if (n < 55 || n > 65)
@@ -145,7 +146,8 @@ s_check_rules (const intake_item_t *item, s_receipt_t *receipt)
         }
     }
     if (item->dtype == &fs_ev_social_risk_detected_type) {
-        const fs_ev_social_risk_detected_t *risk = (const fs_ev_social_risk_detected_t *) item->data;
+        const fs_ev_social_risk_detected_t *risk =
+            (const fs_ev_social_risk_detected_t *) item->data;
         for (size_t i = 0; i < risk->icd10_codes.n; i++)
             if (!s_icd10_social (risk->icd10_codes.items [i])) {
                 char field [64];
@@ -199,7 +201,8 @@ s_validate (fs_server_t *server, zframe_t *body, intake_item_t *item, s_receipt_
         s_reject (receipt, "invalid_field", "v", "v must be an integer");
     else
     if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER || v->via.u64 != 1)
-        s_reject (receipt, "unsupported_version", "v", "this intake speaks version 1 of the contract");
+        s_reject (receipt, "unsupported_version", "v",
+                  "this intake speaks version 1 of the contract");
     if (receipt->status) {
         msgpack_unpacked_destroy (&unpacked);
         return -1;
@@ -327,7 +330,8 @@ s_outcomes (s_pending_t *pending, size_t n, bool stored)
         if (p->item < 0)
             continue;
         const intake_item_t *item = &s_self.items [p->item];
-        if (!stored)
+        //  Not stored: the whole batch failed, or (one by one) this event's own transaction
+        if (!stored || item->outcome == INTAKE_PENDING)
             s_reject (&p->receipt, "unavailable", NULL,
                       "intake cannot store events right now; send the same event again later");
         else
@@ -366,7 +370,8 @@ s_on_ingest (zloop_t *loop, zsock_t *router, void *arg)
     if (!stored && nitems > 1 && !fs_pg_lost (fs_server_pg (server))) {
         //  A statement error, not the connection: one event may be at fault; store them
         //  one by one so the others are not held back with it
-        fs_warn ("batch not stored; storing one by one", "reason", fs_pg_error (fs_server_pg (server)));
+        fs_warn ("batch not stored; storing one by one",
+                 "reason", fs_pg_error (fs_server_pg (server)));
         for (size_t i = 0; i < nitems; i++)
             intake_store_batch (server, &s_self.items [i], 1);
         stored = true;
@@ -378,10 +383,6 @@ s_on_ingest (zloop_t *loop, zsock_t *router, void *arg)
         fs_counter_add (s_self.batches, 1);
     for (size_t i = 0; i < n; i++) {
         s_pending_t *p = &s_self.pending [i];
-        //  One by one: an event whose own store failed is still pending
-        if (p->item >= 0 && stored && s_self.items [p->item].outcome == INTAKE_PENDING)
-            s_reject (&p->receipt, "unavailable", NULL,
-                      "intake cannot store events right now; send the same event again later");
         s_receipt_t *receipt = &p->receipt;
         int kind = streq (receipt->status, "accepted") ? R_ACCEPTED
                  : streq (receipt->status, "duplicate") ? R_DUPLICATE

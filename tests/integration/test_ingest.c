@@ -208,7 +208,8 @@ Test (ingest, accepted_duplicate_conflict_and_after_restart)
 
     //  Same content, keys in another order and an unknown key: still the same event
     size_t olen;
-    char *other_order = tk_edit (event, len, "subject.address.postcode", TK_REMOVE, tk_nil (), &olen);
+    char *other_order = tk_edit (event, len, "subject.address.postcode", TK_REMOVE, tk_nil (),
+                                 &olen);
     size_t rlen;
     char *reordered = tk_edit (other_order, olen, "subject.address.postcode", TK_SET,
                                tk_str ("08001"), &rlen);
