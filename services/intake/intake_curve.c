@@ -91,7 +91,9 @@ intake_curve_new (zsock_t *sock, const fs_config_t *config, char *err, size_t er
     }
 
     //  Without a ZAP handler libzmq lets any client key in: zauth must run before the
-    //  socket accepts a connection. It binds the process's one ZAP endpoint.
+    //  socket accepts a connection. It binds the process's one ZAP endpoint (so one
+    //  intake_curve_t at a time per process); with no ALLOW/DENY list it still lets NULL
+    //  connections through, so the plain bus sockets keep working.
     self->auth = zactor_new (zauth, NULL);
     if (!self->auth) {
         snprintf (err, errlen, "cannot start the ZAP handler (zauth)");
