@@ -80,6 +80,9 @@ static const fs_handler_t s_handlers [] = {
     { "referral.status_changed",   s_count },
     { "notification.queued",       s_count },
     { "intake.case_opened",        s_count },
+    { "intake.person_merged",      s_count },
+    { "intake.person_unmerged",    s_count },
+    { "intake.case_placed",        s_count },
     { NULL, NULL }
 };
 
