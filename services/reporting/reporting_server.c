@@ -83,6 +83,8 @@ static const fs_handler_t s_handlers [] = {
     { "intake.person_merged",      s_count },
     { "intake.person_unmerged",    s_count },
     { "intake.case_placed",        s_count },
+    { "intake.consent_changed",    s_count },
+    { "intake.benefit_application_received", s_count },
     { NULL, NULL }
 };
 
