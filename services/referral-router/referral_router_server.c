@@ -1,6 +1,6 @@
 /*  referral_router_server - records referrals intake asks for and tells who needs to know.
     The foundation slice: a request becomes a referral in status `requested`. */
-#include "finestra.h"
+#include "router.h"
 
 extern const fs_migration_t referral_router_migrations[];
 
@@ -39,8 +39,19 @@ static const fs_handler_t s_handlers [] = {
     { NULL, NULL }
 };
 
+static int
+s_command (fs_server_t *server, int argc, char **argv)
+{
+    if (streq (argv [0], "load-directory"))
+        return router_directory_load (server, argc, argv);
+    if (streq (argv [0], "map-zcode"))
+        return router_directory_map_zcodes (server, argc, argv);
+    return -1;
+}
+
 const fs_service_t referral_router_service = {
     .name = "referral-router",
     .migrations = referral_router_migrations,
     .handlers = s_handlers,
+    .command = s_command,
 };
