@@ -51,3 +51,85 @@ fs_outbox_emit (fs_pg_t *pg, const char *schema, const char *source, fs_routes_t
     PQclear (result);
     return 0;
 }
+
+//  Appends one quoted element to a PostgreSQL array literal being built in chunk
+static void
+s_array_add (zchunk_t *chunk, const char *value, size_t len)
+{
+    zchunk_extend (chunk, zchunk_size (chunk) ? ",\"" : "{\"", 2);
+    for (size_t i = 0; i < len; i++) {
+        if (value [i] == '"' || value [i] == '\\')
+            zchunk_extend (chunk, "\\", 1);
+        zchunk_extend (chunk, value + i, 1);
+    }
+    zchunk_extend (chunk, "\"", 1);
+}
+
+int
+fs_outbox_emit_many (fs_pg_t *pg, const char *schema, const char *source, fs_routes_t *routes,
+                     const fs_outbox_item_t *items, size_t n, fs_proto_error_t *err)
+{
+    assert (items || n == 0);
+    zchunk_t *columns [5];
+    for (int c = 0; c < 5; c++)
+        columns [c] = zchunk_new (NULL, c == 4 ? 4096 : 256);
+    size_t rows = 0;
+    int rc = -1;
+    for (size_t i = 0; i < n; i++) {
+        const fs_type_t *ptype = items [i].ptype;
+        assert (ptype && ptype->wire);
+        char *data = NULL;
+        size_t len = 0;
+        char id [FS_UUID_LEN + 1];
+        if (fs_envelope_encode (source, ptype, items [i].payload, items [i].cause, &data, &len,
+                                id, err)) {
+            fs_error ("events not emitted: invalid payload", "type", ptype->wire,
+                      "field", err->field, "reason", err->message);
+            goto done;
+        }
+        const char *const *consumers;
+        size_t nconsumers = fs_routes_consumers (routes, ptype->wire, &consumers);
+        if (nconsumers == 0)
+            fs_debug ("event unrouted", "type", ptype->wire, "id", id);
+        const char *correlation = items [i].cause ? items [i].cause->hdr.correlation_id : id;
+        //  The envelope in hex, once, then copied for each consumer
+        char *hex = (char *) malloc (len * 2 + 1);
+        if (!hex) {
+            free (data);
+            goto done;
+        }
+        sodium_bin2hex (hex, len * 2 + 1, (const unsigned char *) data, len);
+        free (data);
+        for (size_t c = 0; c < nconsumers; c++) {
+            s_array_add (columns [0], id, strlen (id));
+            s_array_add (columns [1], consumers [c], strlen (consumers [c]));
+            s_array_add (columns [2], ptype->wire, strlen (ptype->wire));
+            s_array_add (columns [3], correlation, strlen (correlation));
+            s_array_add (columns [4], hex, len * 2);
+            rows++;
+        }
+        free (hex);
+    }
+    if (rows == 0) {
+        rc = 0;
+        goto done;
+    }
+    const char *values [6];
+    for (int c = 0; c < 5; c++) {
+        zchunk_extend (columns [c], "}", 2);        //  with the NUL
+        values [c] = (const char *) zchunk_data (columns [c]);
+    }
+    char sql [400], channel [96];
+    snprintf (sql, sizeof sql,
+              "WITH o AS (INSERT INTO \"%s\".outbox (msg_id, consumer, type, correlation_id,"
+              " envelope) SELECT m::uuid, c, t, k::uuid, decode (e, 'hex')"
+              " FROM unnest ($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
+              " AS u (m, c, t, k, e)) SELECT pg_notify ($6, '')", schema);
+    snprintf (channel, sizeof channel, "finestra_outbox_%s", schema);
+    values [5] = channel;
+    rc = fs_pg_run (pg, sql, 6, values);
+done:
+    for (int c = 0; c < 5; c++)
+        zchunk_destroy (&columns [c]);
+    return rc;
+}

@@ -13,4 +13,18 @@ int fs_outbox_emit (fs_pg_t *pg, const char *schema, const char *source, fs_rout
                     const fs_type_t *ptype, const void *payload, const fs_envelope_t *cause,
                     char *id_out, fs_proto_error_t *err);
 
+/* One event of a batch for fs_outbox_emit_many. */
+typedef struct {
+    const fs_type_t *ptype;             /* its definition */
+    const void *payload;                /* the message */
+    const fs_envelope_t *cause;         /* correlation and causation, may be NULL */
+} fs_outbox_item_t;
+
+/* As fs_outbox_emit for n events in ONE statement (rows in the given order, one NOTIFY):
+   for a caller emitting many events per transaction. 0, or -1 (an invalid payload: err
+   filled, nothing inserted; database error: fs_pg_error). */
+int fs_outbox_emit_many (fs_pg_t *pg, const char *schema, const char *source,
+                         fs_routes_t *routes, const fs_outbox_item_t *items, size_t n,
+                         fs_proto_error_t *err);
+
 #endif

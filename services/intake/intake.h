@@ -55,6 +55,27 @@ void intake_curve_destroy (intake_curve_t **self_p);
    -1 otherwise (then the receipt is `source_mismatch`). */
 int intake_curve_check_source (intake_curve_t *self, zframe_t *frame, const char *source);
 
+/* intake_process.c: what intake does with an accepted event, after the receipt. An actor with
+   its own PostgreSQL connection claims unprocessed events in seq order (FOR UPDATE SKIP
+   LOCKED), applies each (registry, households, consent, triage, assignment, cases), marks
+   them processed and emits the internal events, in ONE transaction per batch. It wakes on
+   the NOTIFY a stored batch sends and on a poll timer. FINESTRA_INTAKE_PROCESS=off: not run. */
+typedef struct {
+    const fs_config_t *config;      /* settings (not owned) */
+    fs_routes_t *routes;            /* who consumes what we emit (not owned) */
+    fs_counter_t *processed;        /* events processed (applied or marked with an error) */
+    fs_counter_t *batches;          /* transactions committed */
+    fs_counter_t *errors;           /* events that could not be applied */
+    fs_counter_t *failures;         /* transactions rolled back (retried) */
+    fs_histogram_t *lag;            /* age of the oldest event of a batch when claimed */
+} intake_process_args_t;
+
+int intake_process_init (fs_server_t *server);
+int intake_process_start (fs_server_t *server);
+void intake_process_stop (fs_server_t *server);
+/* The actor itself (zactor_new (intake_process_actor, args)): args outlive it. */
+void intake_process_actor (zsock_t *pipe, void *args);
+
 /* `load-territory TERRITORY_CSV CENTRES_CSV [POSTCODES_CSV]`: upserts the territory. */
 int intake_territory_load (fs_server_t *server, int argc, char **argv);
 

@@ -4,7 +4,22 @@
 static int
 s_init (fs_server_t *server)
 {
-    return intake_ingest_init (server);
+    return intake_ingest_init (server) || intake_process_init (server) ? -1 : 0;
+}
+
+//  The processor starts after the ingest socket; it stops first, rolling back what it was
+//  doing (those events stay unprocessed and are claimed again)
+static int
+s_start (fs_server_t *server)
+{
+    return intake_ingest_start (server) || intake_process_start (server) ? -1 : 0;
+}
+
+static void
+s_stop (fs_server_t *server)
+{
+    intake_process_stop (server);
+    intake_ingest_stop (server);
 }
 
 static int
@@ -22,7 +37,7 @@ const fs_service_t intake_service = {
     .migrations = intake_migrations,
     .handlers = s_handlers,
     .init = s_init,
-    .start = intake_ingest_start,
-    .stop = intake_ingest_stop,
+    .start = s_start,
+    .stop = s_stop,
     .command = s_command,
 };

@@ -106,32 +106,6 @@ intake_item_clear (intake_item_t *item)
     memset (item, 0, sizeof *item);
 }
 
-//  THE ONE PLACE the store emits internal events: what a freshly stored event causes.
-//  intake_process*.c takes this over; then delete this function and its call.
-static int
-s_emit_effects (fs_server_t *server, intake_item_t *item)
-{
-    if (item->dtype != &fs_ev_social_risk_detected_type
-    &&  item->dtype != &fs_ev_eviction_scheduled_type)
-        return 0;
-    fs_referral_requested_t request = { 0 };
-    fs_proto_set_str (&fs_referral_requested_type, &request, "event_ref", item->ref);
-    fs_proto_set_str (&fs_referral_requested_type, &request, "source", item->event.source);
-    fs_proto_set_str (&fs_referral_requested_type, &request, "event_type", item->event.type);
-    const char *urgency = item->dtype == &fs_ev_social_risk_detected_type
-                        ? ((fs_ev_social_risk_detected_t *) item->data)->urgency : "urgent";
-    fs_proto_set_str (&fs_referral_requested_type, &request, "urgency", urgency);
-    //  The stored event starts the chain: its ref is the correlation id of all that follows
-    fs_envelope_t cause = { 0 };
-    cause.hdr.id = item->ref;
-    cause.hdr.correlation_id = item->ref;
-    fs_proto_error_t err;
-    int rc = fs_outbox_emit (fs_server_pg (server), "intake", "intake", fs_server_routes (server),
-                             &fs_referral_requested_type, &request, &cause, NULL, &err);
-    fs_proto_clear (&fs_referral_requested_type, &request);
-    return rc;
-}
-
 //  INSERT every item; those not inserted are looked up after
 static const char s_insert_sql [] =
     "INSERT INTO intake.events (ref, source, external_id, type, occurred_at, content_hash, event)"
@@ -259,9 +233,6 @@ intake_store_batch (fs_server_t *server, intake_item_t *items, size_t n)
     PQclear (result);
     if (s_resolve (pg, items, n))
         goto done;
-    for (size_t i = 0; i < n; i++)
-        if (items [i].outcome == INTAKE_ACCEPTED && s_emit_effects (server, &items [i]))
-            goto done;
     if (fs_pg_commit (pg))
         goto done;
     open = false;
