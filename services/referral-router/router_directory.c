@@ -204,8 +204,9 @@ s_load_zcodes (fs_pg_t *pg, s_csv_t *csv, zhash_t *needs)
         if (s_exec (pg, csv, "INSERT INTO referral_router.zcodes (code, label) VALUES ($1, $2)",
                     2, values)
         ||  s_exec (pg, csv, "INSERT INTO referral_router.zcode_needs (code, need)"
-                             " SELECT $1, n FROM unnest (string_to_array ($3, ' ')) n"
-                             " WHERE n <> '' ON CONFLICT DO NOTHING", 3, values)) {
+                             " SELECT $1, n FROM unnest (string_to_array ($2, ' ')) n"
+                             " WHERE n <> '' ON CONFLICT DO NOTHING",
+                    2, (const char *[]) { code, csv->fields [2] })) {
             rc = -1;
             break;
         }
