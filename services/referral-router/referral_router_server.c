@@ -3,6 +3,8 @@
 #include "router.h"
 
 extern const fs_migration_t referral_router_migrations[];
+/* router_consents.c */
+int router_on_consent_changed (fs_inbox_ctx_t *ctx);
 
 static int
 s_on_referral_requested (fs_inbox_ctx_t *ctx)
@@ -36,6 +38,7 @@ s_on_referral_requested (fs_inbox_ctx_t *ctx)
 
 static const fs_handler_t s_handlers [] = {
     { "intake.referral_requested", s_on_referral_requested },
+    { "intake.consent_changed",    router_on_consent_changed },
     { NULL, NULL }
 };
 
