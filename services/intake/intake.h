@@ -79,4 +79,8 @@ void intake_process_actor (zsock_t *pipe, void *args);
 /* `load-territory TERRITORY_CSV CENTRES_CSV [POSTCODES_CSV]`: upserts the territory. */
 int intake_territory_load (fs_server_t *server, int argc, char **argv);
 
+/* intake_admin.c: the registry tools (candidates, merge, unmerge, dismiss, unplaced, place).
+   An exit code, or -1 when argv[0] is none of them. */
+int intake_admin_command (fs_server_t *server, int argc, char **argv);
+
 #endif

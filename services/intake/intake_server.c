@@ -27,7 +27,7 @@ s_command (fs_server_t *server, int argc, char **argv)
 {
     if (streq (argv [0], "load-territory"))
         return intake_territory_load (server, argc, argv);
-    return -1;
+    return intake_admin_command (server, argc, argv);
 }
 
 static const fs_handler_t s_handlers [] = { { NULL, NULL } };
