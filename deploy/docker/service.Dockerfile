@@ -60,6 +60,8 @@ COPY --from=build /opt/finestra/bin/ /usr/local/bin/
 COPY deploy/docker/finestra-healthcheck /usr/local/bin/finestra-healthcheck
 # Demo centres and postcodes for `finestra-intake load-territory` (see deploy/README.md).
 COPY deploy/demo/ /usr/share/finestra/demo/
+# The referral-router's directory: demo services, need vocabulary, Z-code mapping.
+COPY services/referral-router/data/ /usr/share/finestra/router/
 # Inside a container the services listen on every interface of the container's network
 # namespace; compose (or `docker run -p`) decides what reaches the host.
 ENV FINESTRA_HTTP_BIND=0.0.0.0 \

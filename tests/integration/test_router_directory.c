@@ -1,0 +1,336 @@
+/*  test_router_directory - `finestra-referral-router load-directory` and `map-zcode` through
+    the real binary on a fresh database, as an operator runs them: the demo directory loads
+    whole; bad data is named by file, line and column and changes nothing; a reload
+    deactivates services left out; Z-codes map, or are reported unmapped. */
+#include "fs_test.h"
+#include <sys/wait.h>
+
+extern const char *fs_test_bin_dir;
+extern const char *fs_test_source_dir;
+
+static char *s_url;                 //  the suite's database
+static char s_out [65536];          //  the last command's stdout
+static char s_err [65536];          //  and stderr
+static char s_data [512];           //  services/referral-router/data
+
+static void
+s_slurp (const char *path, char *buffer, size_t size)
+{
+    FILE *file = fopen (path, "r");
+    cr_assert (file, "%s", path);
+    size_t n = fread (buffer, 1, size - 1, file);
+    buffer [n] = 0;
+    fclose (file);
+    unlink (path);
+}
+
+//  Runs `finestra-referral-router ARGS...` (NULL-terminated) against the suite's database;
+//  stdout and stderr land in s_out and s_err. Returns the exit code
+static int
+s_run (const char *first, ...)
+{
+    char *argv [16];
+    char path [512];
+    snprintf (path, sizeof path, "%s/finestra-referral-router", fs_test_bin_dir);
+    int argc = 0;
+    argv [argc++] = path;
+    argv [argc++] = (char *) first;
+    va_list ap;
+    va_start (ap, first);
+    for (const char *arg; argc < 15 && (arg = va_arg (ap, const char *)); )
+        argv [argc++] = (char *) arg;
+    va_end (ap);
+    argv [argc] = NULL;
+    char out [64], err [64];
+    snprintf (out, sizeof out, "/tmp/test_router_directory.%d.out", getpid ());
+    snprintf (err, sizeof err, "/tmp/test_router_directory.%d.err", getpid ());
+    char *redis = fs_test_redis_url ();
+    pid_t pid = fork ();
+    cr_assert (pid >= 0);
+    if (pid == 0) {
+        setenv ("FINESTRA_PG_URL", s_url, 1);
+        setenv ("FINESTRA_REDIS_URL", redis, 1);
+        setenv ("FINESTRA_REDIS_PREFIX", "test:router_directory:", 1);
+        setenv ("FINESTRA_LOG_LEVEL", "warn", 1);
+        setenv ("FINESTRA_PG_CONNECT_TIMEOUT_MS", "10000", 1);
+        int fd = open (out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fd2 = open (err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || fd2 < 0)
+            _exit (126);
+        dup2 (fd, 1);
+        dup2 (fd2, 2);
+        execv (path, argv);
+        _exit (127);
+    }
+    free (redis);
+    int status = 0;
+    cr_assert (waitpid (pid, &status, 0) == pid);
+    s_slurp (out, s_out, sizeof s_out);
+    s_slurp (err, s_err, sizeof s_err);
+    cr_assert (WIFEXITED (status), "finestra-referral-router %s died: %s", first, s_err);
+    return WEXITSTATUS (status);
+}
+
+//  The first column of the first row, as text (malloc'd)
+static char *
+s_text (const char *sql)
+{
+    PGconn *conn = PQconnectdb (s_url);
+    cr_assert (PQstatus (conn) == CONNECTION_OK, "%s", PQerrorMessage (conn));
+    PGresult *result = PQexec (conn, sql);
+    cr_assert (PQresultStatus (result) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage (conn));
+    cr_assert (PQntuples (result) == 1, "%s: %d rows", sql, PQntuples (result));
+    char *text = strdup (PQgetvalue (result, 0, 0));
+    PQclear (result);
+    PQfinish (conn);
+    return text;
+}
+
+static void
+s_expect (const char *sql, const char *expected)
+{
+    char *text = s_text (sql);
+    cr_expect_str_eq (text, expected, "%s\n  got: %s\n  expected: %s", sql, text, expected);
+    free (text);
+}
+
+//  A digest of everything load-directory writes, to show a refusal changed nothing
+static char *
+s_digest (void)
+{
+    return s_text ("SELECT md5 (concat_ws ('|',"
+        " (SELECT string_agg ((to_jsonb (s) - 'loaded_at')::text, ';' ORDER BY code)"
+        "  FROM referral_router.services s),"
+        " (SELECT string_agg (n::text, ';' ORDER BY service_code, need)"
+        "  FROM referral_router.service_needs n),"
+        " (SELECT string_agg (z::text, ';' ORDER BY code) FROM referral_router.zcodes z),"
+        " (SELECT string_agg (z::text, ';' ORDER BY code, need)"
+        "  FROM referral_router.zcode_needs z),"
+        " (SELECT string_agg (c::text, ';' ORDER BY code)"
+        "  FROM referral_router.need_categories c)))");
+}
+
+static const char *
+s_file (const char *name)
+{
+    static char paths [4][600];
+    static int next;
+    char *path = paths [next++ % 4];
+    snprintf (path, sizeof paths [0], "%s/%s", s_data, name);
+    return path;
+}
+
+static int
+s_load_demo (void)
+{
+    return s_run ("load-directory", s_file ("services.csv"), s_file ("needs.csv"),
+                  s_file ("zcodes.csv"), NULL);
+}
+
+//  Copies the demo file name into /tmp, replacing the first line starting with prefix by
+//  line (or, when line is NULL, keeping only the header and the lines starting with prefix)
+static const char *
+s_variant (const char *name, const char *prefix, const char *line)
+{
+    static char path [128];
+    snprintf (path, sizeof path, "/tmp/test_router_directory.%d.%s", getpid (), name);
+    FILE *in = fopen (s_file (name), "r");
+    FILE *out = fopen (path, "w");
+    cr_assert (in && out);
+    char buffer [4096];
+    bool header = true, replaced = false;
+    while (fgets (buffer, sizeof buffer, in)) {
+        bool match = strncmp (buffer, prefix, strlen (prefix)) == 0;
+        if (buffer [0] == '#')
+            fputs (buffer, out);
+        else
+        if (header) {
+            fputs (buffer, out);
+            header = false;
+        }
+        else
+        if (!line) {
+            if (match)
+                fputs (buffer, out);
+        }
+        else
+        if (match && !replaced) {
+            fprintf (out, "%s\n", line);
+            replaced = true;
+        }
+        else
+            fputs (buffer, out);
+    }
+    fclose (in);
+    fclose (out);
+    cr_assert (replaced || !line, "no line of %s starts with %s", name, prefix);
+    return path;
+}
+
+Test (router_directory, loads_the_demo_directory)
+{
+    cr_assert_eq (s_load_demo (), 0, "%s", s_err);
+    cr_assert (strstr (s_out, "directory: 83 active services (83 demo), 15 need categories,"
+                              " 106 Z-codes"), "%s", s_out);
+    //  The social services centres are intake's demo centres, same codes and neighbourhoods
+    s_expect ("SELECT count(*) FROM referral_router.services"
+              " WHERE kind = 'social_services_centre' AND code ~ '^CSS[0-9]{2}$'", "40");
+    s_expect ("SELECT territory_scope || ':' || array_to_string (territory_codes, ' ')"
+              " FROM referral_router.services WHERE code = 'CSS36'", "neighbourhood:60 61 62 63");
+    //  Criteria as data
+    s_expect ("SELECT concat_ws ('|', age_min, age_max, residency, any_need,"
+              " array_to_string (territory_codes, ' '), capacity, delivery, delivery_target)"
+              " FROM referral_router.services WHERE code = 'EAIA-B'",
+              "0|17|any|f|03 04|capacity|feed|eaia");
+    s_expect ("SELECT string_agg (need, ' ' ORDER BY need) FROM referral_router.service_needs"
+              " WHERE service_code = 'SAD-DEP'", "caregiver_support home_care");
+    s_expect ("SELECT array_to_string (conditions, ' ') FROM referral_router.services"
+              " WHERE code = 'PIAD-05'", "woman");
+    s_expect ("SELECT count(*) FROM referral_router.service_needs s JOIN referral_router.services"
+              " v ON v.code = s.service_code WHERE v.any_need", "0");
+    //  Every kind the issue names is there
+    s_expect ("SELECT count(DISTINCT kind) FROM referral_router.services", "10");
+    s_expect ("SELECT string_agg (need, ' ' ORDER BY need) FROM referral_router.zcode_needs"
+              " WHERE code = 'Z59.0'", "homelessness housing");
+    //  Loading again changes nothing
+    char *before = s_digest ();
+    cr_assert_eq (s_load_demo (), 0, "%s", s_err);
+    char *after = s_digest ();
+    cr_assert_str_eq (before, after);
+    free (before);
+    free (after);
+}
+
+Test (router_directory, bad_data_is_named_and_changes_nothing)
+{
+    cr_assert_eq (s_load_demo (), 0, "%s", s_err);
+    char *before = s_digest ();
+    struct { const char *file, *prefix, *line, *error; } bad [] = {
+        //  One bad row in an otherwise good file: file:line: column, and nothing kept
+        { "services.csv", "SIS,", "SIS,homelessness,SIS (demo),city,,1x8,,any,homelessness,,"
+          "Adults,capacity,feed,homelessness-network,true",
+          ":84: column 6 (age_min): \"1x8\" is not an age" },
+        { "services.csv", "OAP,", "OAP,benefits_office,OAP (demo),city,,18,,registered_in_city,"
+          "income fod,,Adults,capacity,internal,benefits-office,true",
+          ":87: column 9 (needs): unknown need category \"fod\"" },
+        { "services.csv", "CSS02,", "CSS02,social_services_centre,CSS (demo),neighbourhood,02,,,"
+          "lives_in_city,*,,Anyone,full,internal,notification,true",
+          ":6: column 12 (capacity): unknown capacity state \"full\"" },
+        { "services.csv", "CSS03,", "CSS03,social_services_centre,\"CSS (demo),neighbourhood",
+          ":7: column 3: unclosed quote" },
+        { "services.csv", "CSS04,", "CSS04,social_services_centre,CSS (demo)",
+          ":8: 3 fields, expected 15" },
+        { "services.csv", "CSS05,", "CSS01,social_services_centre,CSS (demo),neighbourhood,05,,,"
+          "lives_in_city,*,,Anyone,capacity,internal,notification,true",
+          ":9: column 1 (code): listed twice in this file" },
+        { "zcodes.csv", "Z59.4,", "Z59.4,Lack of adequate food,fodo",
+          ":52: column 3 (needs): unknown need category \"fodo\"" },
+        { "zcodes.csv", "Z59.5,", "Z66.5,Out of range,income",
+          ":53: column 1 (zcode): outside Z55-Z65" },
+        { "zcodes.csv", "Z59.6,", "z590,Homelessness again,housing",
+          ":54: column 1 (zcode): listed twice" },
+        { "needs.csv", "food,", "Food,Food,Lack of food", ":7: column 1 (need): a need code" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        const char *variant = s_variant (bad [i].file, bad [i].prefix, bad [i].line);
+        const char *files [3];
+        const char *names [3] = { "services.csv", "needs.csv", "zcodes.csv" };
+        for (int f = 0; f < 3; f++)
+            files [f] = streq (bad [i].file, names [f]) ? variant : s_file (names [f]);
+        int rc = s_run ("load-directory", files [0], files [1], files [2], NULL);
+        cr_assert_eq (rc, 1, "case %zu: rc %d, %s", i, rc, s_out);
+        char expected [256];
+        snprintf (expected, sizeof expected, "%s%s", variant, bad [i].error);
+        cr_assert (strstr (s_err, expected), "case %zu: expected \"%s\" in:\n%s", i, expected,
+                   s_err);
+        cr_assert (strstr (s_err, "directory not loaded: nothing changed"), "%s", s_err);
+        char *after = s_digest ();
+        cr_assert_str_eq (before, after, "case %zu changed the directory", i);
+        free (after);
+        unlink (variant);
+    }
+    //  A good row changed before a bad one is not kept
+    const char *variant = s_variant ("services.csv", "CSS01,", "CSS01,social_services_centre,"
+        "CSS Renamed (demo),neighbourhood,01,,,lives_in_city,*,,Anyone,capacity,internal,"
+        "notification,true");
+    FILE *file = fopen (variant, "a");
+    fputs ("BAD,school,x,city,,,,any,*,,x,capacity,internal,notification,true\n", file);
+    fclose (file);
+    cr_assert_eq (s_run ("load-directory", variant, NULL), 1);
+    cr_assert (strstr (s_err, "column 2 (kind): unknown kind \"school\""), "%s", s_err);
+    s_expect ("SELECT name FROM referral_router.services WHERE code = 'CSS01'",
+              "CSS Raval Nord (demo)");
+    unlink (variant);
+    //  Files that are not the directory's, or missing
+    cr_assert_eq (s_run ("load-directory", "/nonexistent.csv", NULL), 1);
+    cr_assert (strstr (s_err, "/nonexistent.csv: cannot read"), "%s", s_err);
+    char unknown [128];
+    snprintf (unknown, sizeof unknown, "/tmp/test_router_directory.%d.csv", getpid ());
+    file = fopen (unknown, "w");
+    fputs ("# a comment\ncentre_code,centre_name\n", file);
+    fclose (file);
+    cr_assert_eq (s_run ("load-directory", unknown, NULL), 1);
+    cr_assert (strstr (s_err, ":2: unknown header"), "%s", s_err);
+    unlink (unknown);
+    cr_assert_eq (s_run ("load-directory", NULL), 2);
+    char *after = s_digest ();
+    cr_assert_str_eq (before, after);
+    free (after);
+    free (before);
+}
+
+Test (router_directory, services_left_out_become_inactive)
+{
+    cr_assert_eq (s_load_demo (), 0, "%s", s_err);
+    const char *variant = s_variant ("services.csv", "CSS1", NULL);
+    cr_assert_eq (s_run ("load-directory", variant, NULL), 0, "%s", s_err);
+    unlink (variant);
+    cr_assert (strstr (s_out, ": 10 services; no longer listed, now inactive: CSS01"),
+               "%s", s_out);
+    s_expect ("SELECT count(*) FILTER (WHERE active) || '/' || count(*)"
+              " FROM referral_router.services", "10/83");
+    s_expect ("SELECT string_agg (code, ' ' ORDER BY code) FROM referral_router.services"
+              " WHERE active AND code < 'CSS20'", "CSS10 CSS11 CSS12 CSS13 CSS14 CSS15 CSS16"
+              " CSS17 CSS18 CSS19");
+    //  The whole file again brings them back
+    cr_assert_eq (s_load_demo (), 0, "%s", s_err);
+    s_expect ("SELECT count(*) FILTER (WHERE active) || '/' || count(*)"
+              " FROM referral_router.services", "83/83");
+}
+
+Test (router_directory, map_zcode)
+{
+    cr_assert_eq (s_load_demo (), 0, "%s", s_err);
+    cr_assert_eq (s_run ("map-zcode", "z590", "Z6361", "Z63.6", NULL), 0, "%s", s_out);
+    cr_assert (strstr (s_out, "Z59.0: homelessness housing  (Z59.0 Homelessness)\n"), "%s",
+               s_out);
+    cr_assert (strstr (s_out, "Z63.61: caregiver_support home_care  (Z63.6 Dependent relative"
+                              " needing care at home, its parent)\n"), "%s", s_out);
+    cr_assert_eq (s_run ("map-zcode", "Z59.3", "Z57.1", "Z64.9", "E11", "hello", NULL), 1);
+    cr_assert (strstr (s_out, "Z59.3: unmapped (Z59.3 Problems related to living in"
+                              " residential institution: no need category)"), "%s", s_out);
+    cr_assert (strstr (s_out, "Z57.1: unmapped (Z57.1 "), "%s", s_out);
+    cr_assert (strstr (s_out, "Z64.9: unmapped (Z64 "), "%s", s_out);
+    cr_assert (strstr (s_out, "E11: outside Z55-Z65, not mapped"), "%s", s_out);
+    cr_assert (strstr (s_out, "hello: not an ICD-10 code"), "%s", s_out);
+    //  Every code of every block Z55-Z65 is in the mapping, mapped or deliberately not
+    s_expect ("SELECT count(*) FROM generate_series (55, 65) b WHERE NOT EXISTS"
+              " (SELECT 1 FROM referral_router.zcodes WHERE code = 'Z' || b)", "0");
+}
+
+static void
+s_setup (void)
+{
+    snprintf (s_data, sizeof s_data, "%s/services/referral-router/data", fs_test_source_dir);
+    s_url = fs_test_db_create ("router_directory");
+}
+
+static void
+s_teardown (void)
+{
+    fs_test_db_drop (s_url);
+    free (s_url);
+    s_url = NULL;
+}
+
+TestSuite (router_directory, .init = s_setup, .fini = s_teardown, .timeout = 120);
