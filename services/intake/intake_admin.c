@@ -151,7 +151,8 @@ s_failed (fs_pg_t *pg, const char *cmd)
 }
 
 static int
-s_refuse (fs_pg_t *pg, const char *cmd, const char *format, ...) __attribute__ ((format (printf, 3, 4)));
+s_refuse (fs_pg_t *pg, const char *cmd, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
 
 //  A refusal: rolls back, says why; exit code 2
 static int
@@ -222,10 +223,11 @@ static void
 s_print_file (PGresult *result, int row, int col, const char *label)
 {
     const char *merged = PQgetvalue (result, row, col + 5);
+    const char *documents = PQgetvalue (result, row, col + 4);
     printf ("  %-9s %s  %s, %s  born %s  %s%s%s\n", label, PQgetvalue (result, row, col),
             PQgetvalue (result, row, col + 2), PQgetvalue (result, row, col + 1),
             PQgetvalue (result, row, col + 3),
-            *PQgetvalue (result, row, col + 4) ? PQgetvalue (result, row, col + 4) : "(no document)",
+            *documents ? documents : "(no document)",
             *merged ? "  MERGED INTO " : "", merged);
 }
 
@@ -296,7 +298,8 @@ static const char s_merge_sql [] =
     "        RETURNING id)"
     " INSERT INTO intake.merges (keep_id, merged_id, merged_by, reason, moved_documents,"
     "   moved_cases, moved_consents, moved_memberships, closed_memberships)"
-    " SELECT $1, $2, $3, $4, ARRAY (SELECT k FROM d ORDER BY k), ARRAY (SELECT id FROM c ORDER BY id),"
+    " SELECT $1, $2, $3, $4, ARRAY (SELECT k FROM d ORDER BY k),"
+    "   ARRAY (SELECT id FROM c ORDER BY id),"
     "   ARRAY (SELECT id FROM s ORDER BY id), ARRAY (SELECT id FROM mv ORDER BY id),"
     "   ARRAY (SELECT id FROM cl ORDER BY id)"
     " RETURNING id::text, cardinality (moved_documents), cardinality (moved_cases),"
@@ -528,8 +531,8 @@ s_unmerge (fs_server_t *server, int argc, char **argv)
     for (int col = 0; col < 5 && !*why; col++)
         if (!streq (PQgetvalue (result, 0, col), "t"))
             snprintf (why, sizeof why, "not all of the %s %s moved by merge %s are where it put"
-                      " them any more: it cannot be put back exactly", PQgetvalue (result, 0, col + 5),
-                      what [col], merge_id);
+                      " them any more: it cannot be put back exactly",
+                      PQgetvalue (result, 0, col + 5), what [col], merge_id);
     char summary [200];
     snprintf (summary, sizeof summary, "%s document(s), %s case(s), %s consent(s), %s household"
               " membership(s) put back, %s reopened", PQgetvalue (result, 0, 5),
@@ -714,7 +717,8 @@ s_place (fs_server_t *server, int argc, char **argv)
     PGresult *result = fs_pg_exec (pg,
         "SELECT c.event_ref::text, coalesce (c.neighbourhood_code, ''), u.case_id IS NOT NULL,"
         " u.resolved_at IS NOT NULL, coalesce (u.resolved_centre, c.centre_code, ''),"
-        " coalesce (u.resolved_by, ''), coalesce (to_char (u.resolved_at, 'YYYY-MM-DD HH24:MI'), '')"
+        " coalesce (u.resolved_by, ''),"
+        " coalesce (to_char (u.resolved_at, 'YYYY-MM-DD HH24:MI'), '')"
         " FROM intake.cases c LEFT JOIN intake.unplaced u ON u.case_id = c.id"
         " WHERE c.id = $1::uuid FOR UPDATE OF c", 1, (const char *[]) { case_id });
     if (!result)

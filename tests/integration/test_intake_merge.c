@@ -238,8 +238,9 @@ s_outbox_event (int n, fs_envelope_t *env)
     cr_assert (PQresultStatus (result) == PGRES_TUPLES_OK, "%s", PQerrorMessage (conn));
     cr_assert (PQntuples (result) >= 1, "no outbox event %d", n);
     fs_proto_error_t err;
-    cr_assert_eq (fs_envelope_decode (PQgetvalue (result, 0, 0), (size_t) PQgetlength (result, 0, 0),
-                                      1 << 20, env, &err), 0, "%s", err.message);
+    cr_assert_eq (fs_envelope_decode (PQgetvalue (result, 0, 0),
+                                      (size_t) PQgetlength (result, 0, 0), 1 << 20, env, &err),
+                  0, "%s", err.message);
     PQclear (result);
     PQfinish (conn);
 }
@@ -372,7 +373,8 @@ Test (intake_merge, unmerge_restores_exactly)
     cr_expect_str_eq (after, before);
     //  The merge stays in the audit, undone: who, when, why
     s_expect_text ("SELECT concat_ws ('|', merged_by, undone_by, undo_reason,"
-                   " undone_at IS NOT NULL) FROM intake.merges", "ana|joan.roca|different mothers|t");
+                   " undone_at IS NOT NULL) FROM intake.merges",
+                   "ana|joan.roca|different mothers|t");
     s_expect_text ("SELECT string_agg (type, ',' ORDER BY seq) FROM intake.outbox",
                    "intake.person_merged,intake.person_unmerged");
     fs_envelope_t env = { 0 };
@@ -436,7 +438,8 @@ Test (intake_merge, refusals_change_nothing)
     s_refused ("candidate 2 is about files " C " and " A ", not these two", "merge", A, B,
                S_AUDIT, "--candidate", "2", NULL);
     cr_assert_eq (s_run ("dismiss", "1", S_AUDIT, NULL), 0, "%s", s_err);
-    s_refused ("candidate 1 is already dismissed", "merge", A, B, S_AUDIT, "--candidate", "1", NULL);
+    s_refused ("candidate 1 is already dismissed", "merge", A, B, S_AUDIT, "--candidate", "1",
+               NULL);
 
     //  Already merged, KEEP merged
     cr_assert_eq (s_run ("merge", A, B, S_AUDIT, NULL), 0, "%s", s_err);
