@@ -36,9 +36,10 @@ typedef struct {
 /* Fills bytes and hash: the same content gives the same hash whatever the key order.
    0, or -1 with err filled. */
 int intake_store_prepare (intake_item_t *item, fs_proto_error_t *err);
-/* Stores n prepared items in ONE transaction and sets every outcome. 0, or -1 when the
-   database failed: then nothing was stored and outcomes stay INTAKE_PENDING. */
-int intake_store_batch (fs_server_t *server, intake_item_t *items, size_t n);
+/* Stores n prepared items in ONE transaction on pg (an ingest writer's own connection) and
+   sets every outcome. 0, or -1 when the database failed: then nothing was stored and
+   outcomes stay INTAKE_PENDING. Safe in several threads at once, each with its own pg. */
+int intake_store_batch (fs_server_t *server, fs_pg_t *pg, intake_item_t *items, size_t n);
 /* Frees what an item owns and zeroes it. */
 void intake_item_clear (intake_item_t *item);
 

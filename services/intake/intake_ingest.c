@@ -22,15 +22,30 @@ typedef struct {
     int64_t started;                /* when it was received (monotonic ms) */
 } s_pending_t;
 
+//  A store writer: stores one batch at a time on its own PostgreSQL connection, in its own
+//  thread, so that the next batch is received and validated while earlier ones commit
+typedef struct {
+    zactor_t *actor;                /* its thread; a signal each way per batch */
+    fs_server_t *server;            /* read only in the thread */
+    fs_pg_t *pg;                    /* its connection, used only in its thread */
+    bool busy;                      /* a batch is in the thread's hands */
+    bool stored;                    /* out: outcomes set (else the database failed) */
+    size_t n;                       /* messages in the batch */
+    size_t nitems;                  /* valid events among them */
+    s_pending_t pending [S_BATCH_MAX];  /* the batch */
+    intake_item_t items [S_BATCH_MAX];  /* its valid events */
+} s_writer_t;
+
 //  Ingest's state, owned by the server actor
 typedef struct {
     zsock_t *ingest;                /* ROUTER city systems publish to */
+    bool reading;                   /* ingest is in the loop (some writer is free) */
     intake_curve_t *curve;          /* CURVE and the key -> source rule */
     fs_counter_t *receipts [4];     /* accepted, duplicate, rejected, unavailable */
     fs_histogram_t *latency;        /* receipt latency, receive to reply */
     fs_counter_t *batches;          /* group commits tried (events / batches = batch size) */
-    s_pending_t pending [S_BATCH_MAX];  /* the batch being handled */
-    intake_item_t items [S_BATCH_MAX];  /* its valid events */
+    size_t nwriters;                /* writers started */
+    s_writer_t *writers;            /* FINESTRA_INTAKE_WRITERS of them */
 } s_ingest_t;
 
 static s_ingest_t s_self;           //  one ingest socket per process
@@ -251,7 +266,8 @@ rejected:
 //  Splits a message into its route (routing frames + delimiter) and validates the one body
 //  frame into items[*nitems] when there is exactly one
 static void
-s_take (fs_server_t *server, zmsg_t *msg, s_pending_t *pending, size_t *nitems)
+s_take (fs_server_t *server, zmsg_t *msg, s_pending_t *pending, intake_item_t *items,
+        size_t *nitems)
 {
     zframe_t *frame;
     bool delimited = false;
@@ -276,7 +292,7 @@ s_take (fs_server_t *server, zmsg_t *msg, s_pending_t *pending, size_t *nitems)
         return;
     }
     zframe_t *body = zmsg_pop (msg);
-    intake_item_t *item = &s_self.items [*nitems];
+    intake_item_t *item = &items [*nitems];
     if (s_validate (server, body, item, &pending->receipt) == 0)
         pending->item = (int) (*nitems)++;
     zframe_destroy (&body);
@@ -323,13 +339,13 @@ s_send_receipt (zsock_t *router, zmsg_t **route_p, const s_receipt_t *receipt)
 
 //  Fills the receipts of a batch's valid events from their store outcomes
 static void
-s_outcomes (s_pending_t *pending, size_t n, bool stored)
+s_outcomes (s_pending_t *pending, size_t n, const intake_item_t *items, bool stored)
 {
     for (size_t i = 0; i < n; i++) {
         s_pending_t *p = &pending [i];
         if (p->item < 0)
             continue;
-        const intake_item_t *item = &s_self.items [p->item];
+        const intake_item_t *item = &items [p->item];
         //  Not stored: the whole batch failed, or (one by one) this event's own transaction
         if (!stored || item->outcome == INTAKE_PENDING)
             s_reject (&p->receipt, "unavailable", NULL,
@@ -346,43 +362,52 @@ s_outcomes (s_pending_t *pending, size_t n, bool stored)
     }
 }
 
-//  Every waiting message (up to S_BATCH_MAX): validate each, store the valid ones in one
-//  transaction, then answer all
-static int
-s_on_ingest (zloop_t *loop, zsock_t *router, void *arg)
+//  In the writer's thread: stores its batch's valid events in one transaction
+static void
+s_writer_store (s_writer_t *self)
 {
-    fs_server_t *server = (fs_server_t *) arg;
-    size_t n = 0, nitems = 0;
-    while (n < S_BATCH_MAX) {
-        //  The first is known to be there; the rest only if already waiting
-        if (n > 0 && !(zsock_events (router) & ZMQ_POLLIN))
-            break;
-        zmsg_t *msg = zmsg_recv (router);
-        if (!msg)
-            break;
-        s_pending_t *pending = &s_self.pending [n++];
-        memset (pending, 0, sizeof *pending);
-        pending->started = fs_mono_ms ();
-        s_take (server, msg, pending, &nitems);
-        zmsg_destroy (&msg);
-    }
-    bool stored = intake_store_batch (server, s_self.items, nitems) == 0;
-    if (!stored && nitems > 1 && !fs_pg_lost (fs_server_pg (server))) {
+    fs_server_t *server = self->server;
+    self->stored = intake_store_batch (server, self->pg, self->items, self->nitems) == 0;
+    if (!self->stored && self->nitems > 1 && !fs_pg_lost (self->pg)) {
         //  A statement error, not the connection: one event may be at fault; store them
         //  one by one so the others are not held back with it
-        fs_warn ("batch not stored; storing one by one",
-                 "reason", fs_pg_error (fs_server_pg (server)));
-        for (size_t i = 0; i < nitems; i++)
-            intake_store_batch (server, &s_self.items [i], 1);
-        stored = true;
+        fs_warn ("batch not stored; storing one by one", "reason", fs_pg_error (self->pg));
+        for (size_t i = 0; i < self->nitems; i++)
+            intake_store_batch (server, self->pg, &self->items [i], 1);
+        self->stored = true;
     }
-    if (nitems && !stored)
-        fs_warn ("events not stored", "reason", fs_pg_error (fs_server_pg (server)));
-    s_outcomes (s_self.pending, n, stored);
-    if (nitems)
+    if (!self->stored)
+        fs_warn ("events not stored", "reason", fs_pg_error (self->pg));
+}
+
+//  The writer's thread: one STORE at a time, answered with a signal when done
+static void
+s_writer_actor (zsock_t *pipe, void *arg)
+{
+    s_writer_t *self = (s_writer_t *) arg;
+    zsock_signal (pipe, 0);
+    while (true) {
+        char *command = zstr_recv (pipe);
+        if (!command)
+            break;              //  interrupted
+        bool store = streq (command, "STORE");
+        zstr_free (&command);
+        if (!store)
+            break;              //  $TERM
+        s_writer_store (self);
+        zsock_signal (pipe, 0);
+    }
+}
+
+//  Answers every message of the writer's batch (its store outcomes are in) and frees it
+static void
+s_answer (s_writer_t *writer)
+{
+    s_outcomes (writer->pending, writer->n, writer->items, writer->stored);
+    if (writer->nitems)
         fs_counter_add (s_self.batches, 1);
-    for (size_t i = 0; i < n; i++) {
-        s_pending_t *p = &s_self.pending [i];
+    for (size_t i = 0; i < writer->n; i++) {
+        s_pending_t *p = &writer->pending [i];
         s_receipt_t *receipt = &p->receipt;
         int kind = streq (receipt->status, "accepted") ? R_ACCEPTED
                  : streq (receipt->status, "duplicate") ? R_DUPLICATE
@@ -392,12 +417,87 @@ s_on_ingest (zloop_t *loop, zsock_t *router, void *arg)
         if (kind == R_REJECTED)
             fs_info ("event rejected", "id", receipt->id, "code", receipt->code,
                      "field", receipt->field, "reason", receipt->message);
-        s_send_receipt (router, &p->route, receipt);
+        s_send_receipt (s_self.ingest, &p->route, receipt);
         fs_histogram_observe (s_self.latency, (double) (fs_mono_ms () - p->started) / 1000.0);
     }
-    for (size_t i = 0; i < nitems; i++)
-        intake_item_clear (&s_self.items [i]);
-    (void) loop;
+    for (size_t i = 0; i < writer->nitems; i++)
+        intake_item_clear (&writer->items [i]);
+    writer->n = writer->nitems = 0;
+}
+
+static int s_on_ingest (zloop_t *loop, zsock_t *router, void *arg);
+
+//  Reads ingest only while some writer can take a batch; what waits meanwhile queues in
+//  the socket and makes the next batch bigger
+static void
+s_reading (zloop_t *loop, fs_server_t *server, bool reading)
+{
+    if (reading == s_self.reading)
+        return;
+    if (reading)
+        zloop_reader (loop, s_self.ingest, s_on_ingest, server);
+    else
+        zloop_reader_end (loop, s_self.ingest);
+    s_self.reading = reading;
+}
+
+static s_writer_t *
+s_free_writer (void)
+{
+    for (size_t w = 0; w < s_self.nwriters; w++)
+        if (!s_self.writers [w].busy)
+            return &s_self.writers [w];
+    return NULL;
+}
+
+//  Every waiting message (up to S_BATCH_MAX) into a free writer's batch: validates each,
+//  hands the valid ones to the writer (receipts when it is done), answers the rest now
+static int
+s_on_ingest (zloop_t *loop, zsock_t *router, void *arg)
+{
+    fs_server_t *server = (fs_server_t *) arg;
+    s_writer_t *writer = s_free_writer ();
+    if (!writer) {
+        s_reading (loop, server, false);
+        return 0;
+    }
+    size_t n = 0, nitems = 0;
+    while (n < S_BATCH_MAX) {
+        //  The first is known to be there; the rest only if already waiting
+        if (n > 0 && !(zsock_events (router) & ZMQ_POLLIN))
+            break;
+        zmsg_t *msg = zmsg_recv (router);
+        if (!msg)
+            break;
+        s_pending_t *pending = &writer->pending [n++];
+        memset (pending, 0, sizeof *pending);
+        pending->started = fs_mono_ms ();
+        s_take (server, msg, pending, writer->items, &nitems);
+        zmsg_destroy (&msg);
+    }
+    writer->n = n;
+    writer->nitems = nitems;
+    if (nitems == 0) {
+        writer->stored = true;
+        s_answer (writer);      //  nothing to store: all rejected
+        return 0;
+    }
+    writer->busy = true;
+    zstr_send (writer->actor, "STORE");
+    if (!s_free_writer ())
+        s_reading (loop, server, false);
+    return 0;
+}
+
+//  A writer is done: answer its batch, and read again
+static int
+s_on_stored (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    s_writer_t *writer = (s_writer_t *) arg;
+    zsock_wait (pipe);
+    writer->busy = false;
+    s_answer (writer);
+    s_reading (loop, writer->server, true);
     return 0;
 }
 
@@ -447,7 +547,28 @@ intake_ingest_start (fs_server_t *server)
         zsock_destroy (&s_self.ingest);
         return -1;
     }
-    zloop_reader (fs_server_loop (server), s_self.ingest, s_on_ingest, server);
+    //  The writers, each with its own connection (made on first use, in its thread)
+    zloop_t *loop = fs_server_loop (server);
+    size_t nwriters = (size_t) config->intake_writers;
+    s_self.writers = (s_writer_t *) calloc (nwriters, sizeof *s_self.writers);
+    for (size_t w = 0; s_self.writers && w < nwriters; w++) {
+        s_writer_t *writer = &s_self.writers [w];
+        writer->server = server;
+        writer->pg = fs_pg_new (config->pg_url);
+        writer->actor = writer->pg ? zactor_new (s_writer_actor, writer) : NULL;
+        if (!writer->actor) {
+            fs_pg_destroy (&writer->pg);
+            break;
+        }
+        zloop_reader (loop, zactor_sock (writer->actor), s_on_stored, writer);
+        s_self.nwriters++;
+    }
+    if (s_self.nwriters < nwriters) {
+        fs_error ("cannot start the ingest writers");
+        intake_ingest_stop (server);
+        return -1;
+    }
+    s_reading (loop, server, true);
     fs_info ("ingest listening", "endpoint", config->intake_endpoint);
     return 0;
 }
@@ -455,8 +576,23 @@ intake_ingest_start (fs_server_t *server)
 void
 intake_ingest_stop (fs_server_t *server)
 {
-    if (s_self.ingest)
-        zloop_reader_end (fs_server_loop (server), s_self.ingest);
+    zloop_t *loop = fs_server_loop (server);
+    s_reading (loop, server, false);
+    //  Batches in the writers' hands are finished and answered: they may be committed
+    for (size_t w = 0; w < s_self.nwriters; w++) {
+        s_writer_t *writer = &s_self.writers [w];
+        zloop_reader_end (loop, zactor_sock (writer->actor));
+        if (writer->busy) {
+            zsock_wait (writer->actor);
+            writer->busy = false;
+            s_answer (writer);
+        }
+        zactor_destroy (&writer->actor);
+        fs_pg_destroy (&writer->pg);
+    }
+    free (s_self.writers);
+    s_self.writers = NULL;
+    s_self.nwriters = 0;
     zsock_destroy (&s_self.ingest);
     intake_curve_destroy (&s_self.curve);
 }

@@ -179,22 +179,36 @@ done:
     return rc;
 }
 
+//  Rows go in (source, id) order: concurrent batches (intake_ingest's writers) then take
+//  their unique-key locks in one order and cannot deadlock on a re-sent event
+static int
+s_compare_keys (const void *a, const void *b)
+{
+    const intake_item_t *x = *(intake_item_t *const *) a, *y = *(intake_item_t *const *) b;
+    int rc = strcmp (x->event.source, y->event.source);
+    return rc ? rc : strcmp (x->event.id, y->event.id);
+}
+
 int
-intake_store_batch (fs_server_t *server, intake_item_t *items, size_t n)
+intake_store_batch (fs_server_t *server, fs_pg_t *pg, intake_item_t *items, size_t n)
 {
     assert (server);
+    assert (pg);
     assert (items || n == 0);
     if (n == 0)
         return 0;
-    fs_pg_t *pg = fs_server_pg (server);
     s_array_t columns [7] = { { 0 } };
     zhash_t *by_ref = zhash_new ();
+    intake_item_t **order = (intake_item_t **) malloc (n * sizeof *order);
     int rc = -1;
     bool open = false;
-    if (!by_ref)
+    if (!by_ref || !order)
         goto done;
+    for (size_t i = 0; i < n; i++)
+        order [i] = &items [i];
+    qsort (order, n, sizeof *order, s_compare_keys);
     for (size_t i = 0; i < n; i++) {
-        intake_item_t *item = &items [i];
+        intake_item_t *item = order [i];
         assert (item->bytes);
         item->outcome = INTAKE_PENDING;
         fs_uuid (item->ref);
@@ -248,5 +262,6 @@ done:
     for (int c = 0; c < 7; c++)
         free (columns [c].buf);
     zhash_destroy (&by_ref);
+    free (order);
     return rc;
 }
