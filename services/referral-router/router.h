@@ -6,10 +6,30 @@
 
 /* `load-directory SERVICES_CSV [NEEDS_CSV | ZCODES_CSV ...]`: the need vocabulary, the
    Z-code mapping and the services, in one transaction; on bad data names file, line and
-   column and changes nothing. An exit code. (router_directory.c) */
+   column and changes nothing. An exit code. (router_directory_load.c) */
 int router_directory_load (fs_server_t *server, int argc, char **argv);
 /* `map-zcode CODE...`: each code's need categories from the loaded mapping, or why none.
-   0 when every code mapped, 1 otherwise. (router_directory.c) */
+   0 when every code mapped, 1 otherwise. (router_directory_load.c) */
 int router_directory_map_zcodes (fs_server_t *server, int argc, char **argv);
+/* `find-services [--age N] [--lives ...] [--district D] ...`: every active service's fit
+   for the facts given, the criterion that fails in words. (router_directory_load.c) */
+int router_directory_find_services (fs_server_t *server, int argc, char **argv);
+
+/* ---- router_directory.c: the loaded directory, in memory ----------------------------- */
+
+typedef struct _router_directory_t router_directory_t;
+
+/* Reads the active services and the Z-code mapping in one snapshot. NULL with err set when
+   the database cannot be read (or holds a row load-directory would refuse). */
+router_directory_t *router_directory_new (fs_pg_t *pg, char *err, size_t errlen);
+void router_directory_destroy (router_directory_t **self_p);
+/* Active services, ordered by code; index past the end gives NULL. */
+size_t router_directory_size (router_directory_t *self);
+const router_service_t *router_directory_service (router_directory_t *self, size_t index);
+/* The active service of that code, NULL when none. */
+const router_service_t *router_directory_find (router_directory_t *self, const char *code);
+/* router_zcode_lookup over the loaded mapping. */
+router_zcode_result_t router_directory_zcode (router_directory_t *self, const char *code,
+                                              const router_zmap_t **row, char *normalized);
 
 #endif

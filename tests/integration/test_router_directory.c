@@ -1,7 +1,8 @@
 /*  test_router_directory - `finestra-referral-router load-directory` and `map-zcode` through
     the real binary on a fresh database, as an operator runs them: the demo directory loads
     whole; bad data is named by file, line and column and changes nothing; a reload
-    deactivates services left out; Z-codes map, or are reported unmapped. */
+    deactivates services left out; Z-codes map, or are reported unmapped; find-services
+    evaluates the loaded criteria. */
 #include "fs_test.h"
 #include <sys/wait.h>
 
@@ -316,6 +317,44 @@ Test (router_directory, map_zcode)
     //  Every code of every block Z55-Z65 is in the mapping, mapped or deliberately not
     s_expect ("SELECT count(*) FROM generate_series (55, 65) b WHERE NOT EXISTS"
               " (SELECT 1 FROM referral_router.zcodes WHERE code = 'Z' || b)", "0");
+}
+
+Test (router_directory, find_services_against_the_loaded_directory)
+{
+    cr_assert_eq (s_load_demo (), 0, "%s", s_err);
+    //  A child at risk in Sants - Badal: its centre (waiting list) and its district's EAIA
+    cr_assert_eq (s_run ("find-services", "--age", "10", "--lives", "registered", "--district",
+                         "03", "--neighbourhood", "17", "--zcodes", "Z62.4 Z57.1", NULL), 0,
+                  "%s", s_err);
+    cr_assert (strstr (s_out, "Z57.1: no need category from this code"), "%s", s_out);
+    cr_assert (strstr (s_out, "fits:\n  CSS14       CSS Sants - Badal (demo) [internal"
+                              " notification] (waiting list)\n  EAIA-B      EAIA"), "%s", s_out);
+    cr_assert (strstr (s_out, "  EAIA-A      territory: serves district 01, 02 only; the"
+                              " person lives in district 03\n"), "%s", s_out);
+    cr_assert (strstr (s_out, "  SIS         age_min: from age 18; the person is 10\n"), "%s",
+               s_out);
+    cr_assert (strstr (s_out, "2 fit, 0 cannot tell, 81 do not fit\n"), "%s", s_out);
+    //  An unknown fact is never a fit: without the age, the EAIA cannot tell
+    cr_assert_eq (s_run ("find-services", "--district", "03", "--neighbourhood", "17",
+                         "--needs", "childhood_at_risk", NULL), 0, "%s", s_err);
+    cr_assert (strstr (s_out, "cannot tell (a fact is not known):\n"), "%s", s_out);
+    cr_assert (strstr (s_out, "  EAIA-B      age_min: from age 0; the person's age is not"
+                              " known\n"), "%s", s_out);
+    //  A woman's service needs the condition known to hold
+    cr_assert_eq (s_run ("find-services", "--age", "35", "--district", "05", "--needs",
+                         "gender_violence", "--holds", "woman", NULL), 0, "%s", s_err);
+    cr_assert (strstr (s_out, "  PIAD-05     PIAD Sarri"), "%s", s_out);
+    cr_assert_eq (s_run ("find-services", "--age", "35", "--district", "05", "--needs",
+                         "gender_violence", "--lacks", "woman", NULL), 0, "%s", s_err);
+    cr_assert (strstr (s_out, "  PIAD-05     conditions: requires woman; it does not hold"),
+               "%s", s_out);
+    //  Bad options are refused, naming what is wrong
+    cr_assert_eq (s_run ("find-services", "--needs", "shelter", NULL), 2);
+    cr_assert (strstr (s_err, "unknown need category \"shelter\""), "%s", s_err);
+    cr_assert_eq (s_run ("find-services", "--age", "old", NULL), 2);
+    cr_assert_eq (s_run ("find-services", "--holds", "rich", NULL), 2);
+    cr_assert (strstr (s_err, "unknown condition \"rich\""), "%s", s_err);
+    cr_assert_eq (s_run ("find-services", "--age", NULL), 2);
 }
 
 static void
