@@ -23,9 +23,11 @@ static const char s_fixture [] =
     "INSERT INTO intake.neighbourhoods VALUES ('01', '01', 'el Raval'), ('02', '01', 'el Gotic');"
     "INSERT INTO intake.centres VALUES ('CSS-01', 'CSS Raval', '01', true);"
     "INSERT INTO intake.centre_neighbourhoods VALUES ('01', 'CSS-01');"
-    "INSERT INTO intake.events (ref, source, external_id, type, occurred_at, content_hash, event)"
+    //  Processed already: a running intake's processor leaves them alone
+    "INSERT INTO intake.events (ref, source, external_id, type, occurred_at, content_hash, event,"
+    "   processed_at)"
     " SELECT ('eeeeeeee-0000-4000-8000-00000000000' || x)::uuid, 'test', x, 'attention.requested',"
-    "        now (), x, '\\x00' FROM unnest (ARRAY['a','b','c']) x;"
+    "        now (), x, '\\x00', now () FROM unnest (ARRAY['a','b','c']) x;"
     "INSERT INTO intake.persons (id, given_name, family_name, name_key, birth_date, created_by)"
     " SELECT ('aaaaaaaa-0000-4000-8000-00000000000' || x)::uuid, 'Maria', 'Garcia ' || x,"
     "        'garcia maria', '1980-01-02', 'eeeeeeee-0000-4000-8000-00000000000a'"
@@ -570,4 +572,32 @@ Test (intake_merge, help_and_unknown_command)
     cr_expect (strstr (s_err, "finestra-intake unmerge: missing MERGE_ID"), "%s", s_err);
     cr_expect_eq (s_run ("merj", NULL), 2);
     cr_expect (strstr (s_err, "unknown command 'merj'"), "%s", s_err);
+}
+
+//  The events reach their consumer: a running intake's relay delivers them to reporting, which
+//  counts them (routes.conf and reporting's handlers agree), nothing dead-lettered
+Test (intake_merge_delivery, events_reach_reporting, .timeout = 120)
+{
+    fs_test_suite_t *suite = fs_test_suite_new ("mergebus");
+    fs_test_suite_start (suite, "reporting");
+    fs_test_suite_start (suite, "intake");
+    s_url = suite->pg_url;
+    s_sql (s_fixture);
+    cr_assert_eq (s_run ("merge", A, B, S_AUDIT, NULL), 0, "%s", s_err);
+    cr_assert_eq (s_run ("unmerge", "1", S_AUDIT, NULL), 0, "%s", s_err);
+    cr_assert_eq (s_run ("place", CASE_C, "CSS-01", "--by", "ana", NULL), 0, "%s", s_err);
+    const char *types [3] = { "intake.person_merged", "intake.person_unmerged",
+                              "intake.case_placed" };
+    for (int i = 0; i < 3; i++) {
+        char sql [256];
+        snprintf (sql, sizeof sql, "SELECT count FROM reporting.event_counts WHERE type = '%s'",
+                  types [i]);
+        cr_expect (fs_test_pg_wait (s_url, sql, 1, 20000), "%s not counted by reporting; see %s",
+                   types [i], suite->log_dir);
+    }
+    cr_expect_eq (fs_test_pg_long (s_url, "SELECT count(*) FROM reporting.dead_letter"), 0);
+    cr_expect (fs_test_pg_wait (s_url, "SELECT count(*) FROM intake.outbox"
+                                       " WHERE outcome IS DISTINCT FROM 'applied'", 0, 20000));
+    s_url = NULL;
+    fs_test_suite_destroy (&suite);
 }
