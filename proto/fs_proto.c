@@ -72,13 +72,22 @@ s_fail (fs_proto_error_t *err, fs_proto_code_t code, const char *field,
     return code;
 }
 
+//  "path.name", or name at the top, cut short to size. Runs for every field decoded and
+//  validated (intake: each event, twice), so no printf: that was ~10% of intake's CPU
 static void
 s_path (char *out, size_t size, const char *path, const char *name)
 {
-    if (path && *path)
-        s_format (out, size, "%s.%s", path, name);
-    else
-        s_format (out, size, "%s", name);
+    assert (size > 0);
+    size_t len = 0;
+    if (path && *path) {
+        for (; *path && len < size - 1; path++)
+            out [len++] = *path;
+        if (len < size - 1)
+            out [len++] = '.';
+    }
+    for (; *name && len < size - 1; name++)
+        out [len++] = *name;
+    out [len] = 0;
 }
 
 static void
