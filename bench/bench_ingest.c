@@ -7,13 +7,16 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <sys/resource.h>
 
 //  What to run, from the command line
 typedef struct {
     const char *endpoint;           /* intake's ingest endpoint */
     const char *pg_url;             /* intake's database (the ceiling's too) */
     int metrics_port;               /* intake's HTTP port, for its group-commit counters */
-    int intake_pid;                 /* for VmHWM; 0 = not reported */
+    int intake_pid;                 /* for VmHWM and CPU; 0 = not reported */
+    int pg_pid;                     /* PostgreSQL's postmaster, for CPU; 0 = not reported */
     int events;                     /* per throughput repetition */
     int publishers;                 /* concurrent DEALERs, one thread each */
     int window;                     /* requests in flight per publisher */
@@ -293,7 +296,14 @@ typedef struct {
     double p50, p99, max;           /* receipt latency, ms */
     int accepted;                   /* receipts `accepted` */
     int failed;                     /* other receipts and missing ones */
+    double cpu_intake;              /* CPU seconds during the run: intake (0 = unknown) */
+    double cpu_pg;                  /* PostgreSQL (0 = unknown) */
+    double cpu_bench;               /* the publishers (this process) */
 } s_run_t;
+
+static double s_cpu_of (int pid);
+static double s_pg_cpu (int postmaster);
+static double s_self_cpu (void);
 
 static int
 s_cmp_double (const void *a, const void *b)
@@ -339,15 +349,25 @@ s_run (const s_options_t *options, const char *tag, int n, int rate, s_run_t *ru
         pubs [p].interval = (double) publishers / rate;
         pubs [p].start = start + pubs [p].interval * p / publishers;
     }
+    memset (run, 0, sizeof *run);
+    //  CPU from here: the events are encoded, so this is sending, receipts and storing
+    double cpu_intake = options->intake_pid > 0 ? s_cpu_of (options->intake_pid) : 0;
+    double cpu_pg = options->pg_pid > 0 ? s_pg_cpu (options->pg_pid) : 0;
+    double cpu_bench = s_self_cpu ();
     for (int p = 0; p < publishers; p++)
         if (pthread_create (&threads [p], NULL, s_publisher, &pubs [p]))
             return -1;
     double first_send = 0, last_receipt = 0;
     size_t nlat = 0;
-    memset (run, 0, sizeof *run);
     int rc = 0;
-    for (int p = 0; p < publishers; p++) {
+    for (int p = 0; p < publishers; p++)
         pthread_join (threads [p], NULL);
+    run->cpu_bench = s_self_cpu () - cpu_bench;
+    if (options->intake_pid > 0)
+        run->cpu_intake = s_cpu_of (options->intake_pid) - cpu_intake;
+    if (options->pg_pid > 0)
+        run->cpu_pg = s_pg_cpu (options->pg_pid) - cpu_pg;
+    for (int p = 0; p < publishers; p++) {
         s_publisher_t *pub = &pubs [p];
         if (pub->error [0]) {
             fprintf (stderr, "bench_ingest: publisher %d: %s\n", p, pub->error);
@@ -431,6 +451,74 @@ s_batch_mean (const s_options_t *options, double accepted0, double batches0)
     if (accepted < 0 || batches <= batches0)
         return -1;
     return (accepted - accepted0) / (batches - batches0);
+}
+
+//  CPU seconds (user + system, all threads) a process has used; 0 if unreadable
+static double
+s_cpu_of (int pid)
+{
+    char path [64], text [1024];
+    snprintf (path, sizeof path, "/proc/%d/stat", pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return 0;
+    size_t len = fread (text, 1, sizeof text - 1, file);
+    fclose (file);
+    text [len] = 0;
+    //  Fields after the command (which may hold spaces): state ppid ... utime(14) stime(15)
+    char *rest = strrchr (text, ')');
+    unsigned long utime = 0, stime = 0;
+    if (!rest || sscanf (rest + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                         &utime, &stime) != 2)
+        return 0;
+    return (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
+}
+
+//  Parent pid of a process, -1 if unreadable
+static int
+s_ppid_of (int pid)
+{
+    char path [64], text [1024];
+    snprintf (path, sizeof path, "/proc/%d/stat", pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    size_t len = fread (text, 1, sizeof text - 1, file);
+    fclose (file);
+    text [len] = 0;
+    char *rest = strrchr (text, ')');
+    int ppid = -1;
+    if (!rest || sscanf (rest + 2, "%*c %d", &ppid) != 1)
+        return -1;
+    return ppid;
+}
+
+//  CPU seconds of the postmaster and its live children (backends, WAL writer, checkpointer);
+//  a backend that exited in between is missed, so measure across runs with lasting connections
+static double
+s_pg_cpu (int postmaster)
+{
+    double cpu = s_cpu_of (postmaster);
+    DIR *proc = opendir ("/proc");
+    struct dirent *entry;
+    while (proc && (entry = readdir (proc))) {
+        int pid = atoi (entry->d_name);
+        if (pid > 0 && s_ppid_of (pid) == postmaster)
+            cpu += s_cpu_of (pid);
+    }
+    if (proc)
+        closedir (proc);
+    return cpu;
+}
+
+//  This process's CPU seconds (the publishers, and libzmq's I/O threads)
+static double
+s_self_cpu (void)
+{
+    struct rusage usage;
+    getrusage (RUSAGE_SELF, &usage);
+    return (double) usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6
+         + (double) usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
 }
 
 static long
@@ -627,6 +715,7 @@ s_usage (void)
 {
     fprintf (stderr,
         "usage: bench_ingest --endpoint EP --pg URL --metrics-port PORT [--intake-pid PID]\n"
+        "       [--pg-pid POSTMASTER_PID]\n"
         "       [--events N=30000] [--publishers P=8] [--window W=64] [--rate R=2000]\n"
         "       [--paced-events M=6000] [--reps 3] [--connections C=4]\n"
         "Measures a running intake (bench/run starts one on throwaway stores).\n");
@@ -647,6 +736,7 @@ main (int argc, char **argv)
         else if (streq (argv [i], "--pg"))           options.pg_url = value;
         else if (streq (argv [i], "--metrics-port")) options.metrics_port = atoi (value);
         else if (streq (argv [i], "--intake-pid"))   options.intake_pid = atoi (value);
+        else if (streq (argv [i], "--pg-pid"))       options.pg_pid = atoi (value);
         else if (streq (argv [i], "--events"))       options.events = atoi (value);
         else if (streq (argv [i], "--publishers"))   options.publishers = atoi (value);
         else if (streq (argv [i], "--window"))       options.window = atoi (value);
@@ -709,7 +799,8 @@ main (int argc, char **argv)
 
     int reps = options.reps;
     double rate [16], p50 [16], p99 [16], batch [16], paced_rate [16], paced_p50 [16],
-           paced_p99 [16], ceiling [16], ratio [16];
+           paced_p99 [16], ceiling [16], ratio [16], cpu_intake [16], cpu_pg [16],
+           cpu_bench [16];
     int failed = 0;
     for (int r = 0; r < reps; r++) {
         double accepted0 = s_metric (options.metrics_port, "finestra_intake_receipts_total",
@@ -725,6 +816,12 @@ main (int argc, char **argv)
         batch [r] = s_batch_mean (&options, accepted0, batches0);
         printf ("  throughput %d: %.0f accepted/s, p50 %.2f ms, p99 %.2f ms, max %.1f ms,"
                 " %.1f events per commit\n", r + 1, run.rate, run.p50, run.p99, run.max, batch [r]);
+        //  Where the 2 cores went: all three share them
+        cpu_intake [r] = 1e6 * run.cpu_intake / options.events;
+        cpu_pg [r] = 1e6 * run.cpu_pg / options.events;
+        cpu_bench [r] = 1e6 * run.cpu_bench / options.events;
+        printf ("    CPU per event: intake %.1f us, PostgreSQL %.1f us, publishers %.1f us\n",
+                cpu_intake [r], cpu_pg [r], cpu_bench [r]);
         fflush (stdout);
     }
     for (int r = 0; r < reps; r++) {
@@ -763,6 +860,11 @@ main (int argc, char **argv)
     s_row ("receipt latency p50 (ms)", 2, p50, reps, "", true);
     s_row ("receipt latency p99 (ms)", 2, p99, reps, "", true);
     s_row ("events per group commit", 1, batch, reps, "", true);
+    if (options.intake_pid > 0)
+        s_row ("CPU per event: intake (us)", 1, cpu_intake, reps, "", true);
+    if (options.pg_pid > 0)
+        s_row ("CPU per event: PostgreSQL (us)", 1, cpu_pg, reps, "", true);
+    s_row ("CPU per event: publishers (us)", 1, cpu_bench, reps, "", true);
     char paced [64];
     snprintf (paced, sizeof paced, "paced %d/s: accepted/s", options.rate);
     s_row (paced, 0, paced_rate, reps, "", true);
