@@ -198,7 +198,10 @@ s_load_zcodes (fs_pg_t *pg, s_csv_t *csv, zhash_t *needs)
             break;
         }
         zhash_insert (seen, code, (void *) 1);
-        if (*csv->fields [1] == 0) { rc = s_row_error (csv, 2, "label", "a label is required"); break; }
+        if (*csv->fields [1] == 0) {
+            rc = s_row_error (csv, 2, "label", "a label is required");
+            break;
+        }
         if (s_check_needs (csv, 3, "needs", csv->fields [2], needs)) { rc = -1; break; }
         const char *values [3] = { code, csv->fields [1], csv->fields [2] };
         if (s_exec (pg, csv, "INSERT INTO referral_router.zcodes (code, label) VALUES ($1, $2)",
@@ -268,7 +271,8 @@ s_load_services (fs_pg_t *pg, s_csv_t *csv, zhash_t *needs)
                 " territory_codes, age_min, age_max, residency, any_need, conditions,"
                 " criteria_text, capacity, delivery, delivery_target, demo, active, loaded_at)"
                 " VALUES ($1, $2, $3, $4, array_remove (string_to_array ($5, ' '), ''),"
-                "  $6::int, $7::int, $8, $9::boolean, array_remove (string_to_array ($10, ' '), ''),"
+                "  $6::int, $7::int, $8, $9::boolean,"
+                "  array_remove (string_to_array ($10, ' '), ''),"
                 "  $11, $12, $13, $14, $15::boolean, true, now ())"
                 " ON CONFLICT (code) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name,"
                 " territory_scope = EXCLUDED.territory_scope,"

@@ -40,8 +40,16 @@ s_parse (const char **names, int count, const char *name)
     return -1;
 }
 
-const char *router_kind_name (router_kind_t v) { return s_name (s_kinds, ROUTER_KIND_COUNT, v); }
-const char *router_scope_name (router_scope_t v) { return s_name (s_scopes, ROUTER_SCOPE_COUNT, v); }
+const char *
+router_kind_name (router_kind_t v)
+{
+    return s_name (s_kinds, ROUTER_KIND_COUNT, v);
+}
+const char *
+router_scope_name (router_scope_t v)
+{
+    return s_name (s_scopes, ROUTER_SCOPE_COUNT, v);
+}
 const char *
 router_residency_name (router_residency_t v)
 {

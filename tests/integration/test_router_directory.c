@@ -178,6 +178,28 @@ Test (router_directory, loads_the_demo_directory)
               " WHERE kind = 'social_services_centre' AND code ~ '^CSS[0-9]{2}$'", "40");
     s_expect ("SELECT territory_scope || ':' || array_to_string (territory_codes, ' ')"
               " FROM referral_router.services WHERE code = 'CSS36'", "neighbourhood:60 61 62 63");
+    //  ... every one of them: deploy/demo/centres.csv's neighbourhoods, code by code
+    char path [600];
+    snprintf (path, sizeof path, "%s/deploy/demo/centres.csv", fs_test_source_dir);
+    FILE *centres = fopen (path, "r");
+    cr_assert (centres, "%s", path);
+    char line [512];
+    int checked = 0;
+    while (fgets (line, sizeof line, centres)) {
+        line [strcspn (line, "\r\n")] = 0;
+        if (line [0] == '#' || strncmp (line, "CSS", 3) != 0)
+            continue;
+        char *code = line, *hoods = strrchr (line, ',');
+        *strchr (line, ',') = 0;
+        char sql [256];
+        snprintf (sql, sizeof sql, "SELECT array_to_string (territory_codes, ' ') FROM"
+                  " referral_router.services WHERE code = '%.16s' AND territory_scope ="
+                  " 'neighbourhood'", code);
+        s_expect (sql, hoods + 1);
+        checked++;
+    }
+    fclose (centres);
+    cr_assert_eq (checked, 40);
     //  Criteria as data
     s_expect ("SELECT concat_ws ('|', age_min, age_max, residency, any_need,"
               " array_to_string (territory_codes, ' '), capacity, delivery, delivery_target)"
