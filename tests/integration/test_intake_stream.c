@@ -23,7 +23,7 @@ typedef struct {
     bool refers;                    /* and asks the router for a referral */
 } s_kind_t;
 
-//  Event n is of kind s_mix [n % 10]: 6 in 10 open a case, 4 of those refer
+//  Event n is of kind s_mix [n % 10]: 7 in 10 open a case, 4 of those refer
 static const s_kind_t s_mix [10] = {
     { "attention.requested",            "citizen-office",     true,  false },
     { "attention.requested",            "e-office",           true,  false },

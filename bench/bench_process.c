@@ -1,0 +1,857 @@
+/*  bench_process - intake's processing speed (matching, households, consent, triage,
+    assignment, cases, outbox): (a) a stored backlog processed from a cold restart, events/s;
+    (b) a paced stream with processing on: the lag (unprocessed events, age of the oldest)
+    sampled every 0.5 s. Starts and stops intake itself. Run by bench/run process. */
+#include "finestra.h"
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#define S_TARGET 5000.0             /* events/s processing must keep up with (issue 3) */
+
+//  What to run, from the command line
+typedef struct {
+    const char *intake;             /* the finestra-intake binary */
+    const char *endpoint;           /* its ingest endpoint (FINESTRA_INTAKE_ENDPOINT) */
+    const char *pg_url;             /* its database */
+    const char *log;                /* its log file */
+    int http_port;                  /* its HTTP port (FINESTRA_HTTP_PORT), for /readyz */
+    pid_t postmaster;               /* PostgreSQL's postmaster (found from a backend) */
+    int events;                     /* backlog per repetition */
+    int publishers;                 /* concurrent DEALERs */
+    int window;                     /* requests in flight per publisher */
+    int rate;                       /* paced stream, events/s */
+    int seconds;                    /* paced stream length */
+    int reps;                       /* repetitions */
+} s_options_t;
+
+//  One publisher's share; the thread owns it until joined
+typedef struct {
+    const s_options_t *options;     /* read only */
+    zchunk_t **events;              /* its events, encoded */
+    int n;                          /* how many */
+    double interval;                /* paced: seconds between its sends, 0 = unpaced */
+    double start;                   /* paced: when its first is due (monotonic s) */
+    int accepted;                   /* out: receipts accepted */
+    int other;                      /* out: any other receipt */
+    double last_receipt;            /* out: monotonic s */
+    char error [256];               /* out: "" unless it stopped early */
+} s_publisher_t;
+
+static double
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+// -- events: the mix of test_intake_stream (7 in 10 open a case, 4 of those refer) --------
+
+static void
+s_str (msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str (pk, strlen (s));
+    msgpack_pack_str_body (pk, s, strlen (s));
+}
+
+static void
+s_address (msgpack_packer *pk, long p)
+{
+    static const char *streets [] = { "Carrer de Sant Pau", "Carrer de la Riera Baixa",
+                                      "Passeig de Sant Joan", "Carrer de Mallorca" };
+    char number [16], postcode [8];
+    snprintf (number, sizeof number, "%ld", 1 + p % 150);
+    snprintf (postcode, sizeof postcode, "080%02ld", 1 + p % 44);   //  08043, 08044: unplaced
+    msgpack_pack_map (pk, 3);
+    s_str (pk, "street");   s_str (pk, streets [p % 4]);
+    s_str (pk, "number");   s_str (pk, number);
+    s_str (pk, "postcode"); s_str (pk, postcode);
+}
+
+//  Event i of run `tag` (run number `run`): about one of events/4 people of that run, so
+//  a person is new the first time and matched by document after
+static zchunk_t *
+s_event (const char *tag, int run, long i, long people)
+{
+    static const char *types [10] = {
+        "attention.requested", "attention.requested", "health.social_risk_detected",
+        "health.social_risk_detected", "housing.eviction_scheduled", "emergency.intervention",
+        "benefits.application_submitted", "register.address_changed", "consent.granted",
+        "consent.revoked" };
+    static const char *sources [10] = {
+        "citizen-office", "e-office", "primary-care", "hospital-clinic", "housing-office",
+        "cuesb", "e-office", "municipal-register", "primary-care", "primary-care" };
+    static const char *given [] = { "Anna", "Jordi", "Fatima", "Pau", "Laia", "Mohamed",
+                                    "Núria", "Carlos", "Mei", "Oriol", "Lucía", "Ibrahim" };
+    static const char *family [] = { "Puig i Ferrer", "García López", "El Amrani", "Vidal Roca",
+                                     "Sánchez de la Torre", "Chen", "Martí Soler", "Diallo",
+                                     "Fernández Ruiz", "Ortega i Pons", "Khan", "Rovira" };
+    int t = (int) (i % 10);
+    long p = ((t == 9 ? i - 1 : i) * 7919) % people;
+    char id [96], now [32], dni [16], ref [112], date [16], birth [16];
+    snprintf (id, sizeof id, "%s-%ld", tag, i);
+    snprintf (ref, sizeof ref, "ref-%s-%ld", tag, t == 9 ? i - 1 : i);
+    fs_rfc3339 (fs_now_ms (), now);
+    long number = 10000000 + ((long) run * 1000003 + p * 7) % 89999999;
+    snprintf (dni, sizeof dni, "%08ld%c", number, "TRWAGMYFPDXBNJZSQVHLCKE" [number % 23]);
+    time_t when = (time_t) (-946771200L + (p % 20000) * 86400L);
+    struct tm tm;
+    gmtime_r (&when, &tm);
+    strftime (birth, sizeof birth, "%Y-%m-%d", &tm);
+    when = time (NULL) + (time_t) (5 + i % 120) * 86400;
+    gmtime_r (&when, &tm);
+    strftime (date, sizeof date, "%Y-%m-%d", &tm);
+
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 7);
+    s_str (&pk, "v");           msgpack_pack_int (&pk, 1);
+    s_str (&pk, "id");          s_str (&pk, id);
+    s_str (&pk, "source");      s_str (&pk, sources [t]);
+    s_str (&pk, "type");        s_str (&pk, types [t]);
+    s_str (&pk, "occurred_at"); s_str (&pk, now);
+    s_str (&pk, "subject");
+    msgpack_pack_map (&pk, 6);
+    s_str (&pk, "doc_type");    s_str (&pk, "DNI");
+    s_str (&pk, "doc_number");  s_str (&pk, dni);
+    s_str (&pk, "given_name");  s_str (&pk, given [p % 12]);
+    s_str (&pk, "family_name"); s_str (&pk, family [(p / 12) % 12]);
+    s_str (&pk, "birth_date");  s_str (&pk, birth);
+    s_str (&pk, "address");     s_address (&pk, p);
+    s_str (&pk, "data");
+    switch (t) {
+        case 0:
+        case 1:
+            msgpack_pack_map (&pk, 2);
+            s_str (&pk, "channel"); s_str (&pk, t ? "online" : "in_person");
+            s_str (&pk, "reason");  s_str (&pk, "Cannot pay the rent this month");
+            break;
+        case 2:
+        case 3:
+            msgpack_pack_map (&pk, 3);
+            s_str (&pk, "icd10_codes"); msgpack_pack_array (&pk, 2);
+            s_str (&pk, "Z59.0"); s_str (&pk, "Z60.2");
+            s_str (&pk, "suggested_level"); s_str (&pk, "complementation");
+            s_str (&pk, "urgency"); s_str (&pk, i % 30 < 10 ? "urgent" : "ordinary");
+            break;
+        case 4:
+            msgpack_pack_map (&pk, 3);
+            s_str (&pk, "eviction_date");  s_str (&pk, date);
+            s_str (&pk, "household_size"); msgpack_pack_int (&pk, 3);
+            s_str (&pk, "minors");         msgpack_pack_int (&pk, (int) (i / 10) % 2);
+            break;
+        case 5:
+            msgpack_pack_map (&pk, 4);
+            s_str (&pk, "kind");            s_str (&pk, "emergency_accommodation");
+            s_str (&pk, "at");              s_str (&pk, now);
+            s_str (&pk, "minors_involved"); msgpack_pack_int (&pk, 0);
+            s_str (&pk, "urgency");         s_str (&pk, "preferent");
+            break;
+        case 6:
+            msgpack_pack_map (&pk, 4);
+            s_str (&pk, "programme");       s_str (&pk, "inclusion_income");
+            s_str (&pk, "application_ref"); s_str (&pk, ref);
+            s_str (&pk, "submitted_at");    s_str (&pk, now);
+            s_str (&pk, "channel");         s_str (&pk, "online");
+            break;
+        case 7:
+            msgpack_pack_map (&pk, 2);
+            s_str (&pk, "new_address");    s_address (&pk, p + (i / 10) % 2);
+            s_str (&pk, "effective_date"); s_str (&pk, date);
+            break;
+        case 8:
+            msgpack_pack_map (&pk, 5);
+            s_str (&pk, "consent_ref");     s_str (&pk, ref);
+            s_str (&pk, "purpose");         s_str (&pk, "social_health_coordination");
+            s_str (&pk, "data_categories"); msgpack_pack_array (&pk, 2);
+            s_str (&pk, "identity"); s_str (&pk, "social_health");
+            s_str (&pk, "recipients");      msgpack_pack_array (&pk, 1);
+            s_str (&pk, "social_services");
+            s_str (&pk, "given_at");        s_str (&pk, now);
+            break;
+        default:
+            msgpack_pack_map (&pk, 2);
+            s_str (&pk, "consent_ref"); s_str (&pk, ref);
+            s_str (&pk, "revoked_at");  s_str (&pk, now);
+            break;
+    }
+    zchunk_t *chunk = zchunk_new (buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    return chunk;
+}
+
+// -- publishers: pipelined DEALERs, optionally paced ---------------------------------------
+
+static void *
+s_publisher (void *arg)
+{
+    s_publisher_t *self = (s_publisher_t *) arg;
+    const s_options_t *options = self->options;
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    if (!dealer) {
+        snprintf (self->error, sizeof self->error, "cannot create a DEALER");
+        return NULL;
+    }
+    zsock_set_sndhwm (dealer, 100000);
+    zsock_set_rcvhwm (dealer, 100000);
+    zsock_set_linger (dealer, 0);
+    if (zsock_connect (dealer, "%s", options->endpoint)) {
+        snprintf (self->error, sizeof self->error, "cannot connect %s", options->endpoint);
+        zsock_destroy (&dealer);
+        return NULL;
+    }
+    int sent = 0, received = 0;
+    double last_progress = s_now ();
+    while (received < self->n) {
+        double now = s_now ();
+        while (sent < self->n && sent - received < options->window) {
+            if (self->interval > 0 && self->start + sent * self->interval > now)
+                break;
+            zmsg_t *msg = zmsg_new ();
+            zmsg_addmem (msg, NULL, 0);
+            zmsg_addmem (msg, zchunk_data (self->events [sent]), zchunk_size (self->events [sent]));
+            if (zmsg_send (&msg, dealer)) {
+                zmsg_destroy (&msg);
+                snprintf (self->error, sizeof self->error, "send failed");
+                goto done;
+            }
+            sent++;
+        }
+        int timeout_ms = 200;
+        if (self->interval > 0 && sent < self->n && sent - received < options->window) {
+            double wait = self->start + sent * self->interval - s_now ();
+            timeout_ms = wait <= 0 ? 0 : (int) (wait * 1000.0) + 1;
+            if (timeout_ms > 200)
+                timeout_ms = 200;
+        }
+        zmq_pollitem_t item = { zsock_resolve (dealer), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, timeout_ms) < 0) {
+            snprintf (self->error, sizeof self->error, "poll: %s", zmq_strerror (zmq_errno ()));
+            goto done;
+        }
+        while (zsock_events (dealer) & ZMQ_POLLIN) {
+            zmsg_t *msg = zmsg_recv (dealer);
+            if (!msg)
+                break;
+            zframe_t *body = zmsg_last (msg);
+            fs_ingest_receipt_t receipt = { 0 };
+            fs_proto_error_t err;
+            bool accepted = zmsg_size (msg) == 2 && body
+                && fs_proto_decode (&fs_ingest_receipt_type, zframe_data (body),
+                                    zframe_size (body), &receipt, &err) == 0
+                && streq (receipt.status, "accepted");
+            if (accepted)
+                self->accepted++;
+            else {
+                if (self->other++ < 3)
+                    fprintf (stderr, "bench_process: receipt %s %s\n",
+                             receipt.id ? receipt.id : "?", receipt.status ? receipt.status : "?");
+            }
+            fs_proto_clear (&fs_ingest_receipt_type, &receipt);
+            zmsg_destroy (&msg);
+            received++;
+            self->last_receipt = last_progress = s_now ();
+        }
+        if (s_now () - last_progress > 30) {
+            snprintf (self->error, sizeof self->error, "no receipt for 30 s; %d missing",
+                      self->n - received);
+            goto done;
+        }
+    }
+done:
+    zsock_destroy (&dealer);
+    return NULL;
+}
+
+//  Publishes events [0, n) of run `tag`; paced at rate events/s when rate > 0.
+//  Returns accepted events; *first_send, *last_receipt in monotonic seconds
+static int
+s_publish (const s_options_t *options, const char *tag, int run, int n, int rate,
+           double *first_send, double *last_receipt)
+{
+    int publishers = options->publishers;
+    s_publisher_t *pubs = (s_publisher_t *) calloc ((size_t) publishers, sizeof *pubs);
+    pthread_t *threads = (pthread_t *) calloc ((size_t) publishers, sizeof *threads);
+    assert (pubs && threads);
+    long people = n / 4 > 0 ? n / 4 : 1;
+    for (int p = 0; p < publishers; p++) {
+        s_publisher_t *pub = &pubs [p];
+        pub->options = options;
+        pub->events = (zchunk_t **) calloc ((size_t) n / publishers + 1, sizeof *pub->events);
+        assert (pub->events);
+    }
+    //  Blocks of 10 per publisher: a consent and its revocation leave in order
+    for (long i = 0; i < n; i++) {
+        s_publisher_t *pub = &pubs [(i / 10) % publishers];
+        if (pub->n < n / publishers + 1)
+            pub->events [pub->n++] = s_event (tag, run, i, people);
+    }
+    double start = s_now () + 0.2;
+    for (int p = 0; p < publishers && rate > 0; p++) {
+        pubs [p].interval = (double) publishers / rate;
+        pubs [p].start = start + pubs [p].interval * p / publishers;
+    }
+    *first_send = rate > 0 ? start : s_now ();
+    for (int p = 0; p < publishers; p++)
+        pthread_create (&threads [p], NULL, s_publisher, &pubs [p]);
+    int accepted = 0;
+    *last_receipt = 0;
+    for (int p = 0; p < publishers; p++) {
+        pthread_join (threads [p], NULL);
+        if (pubs [p].error [0])
+            fprintf (stderr, "bench_process: publisher %d: %s\n", p, pubs [p].error);
+        accepted += pubs [p].accepted;
+        if (pubs [p].last_receipt > *last_receipt)
+            *last_receipt = pubs [p].last_receipt;
+        for (int i = 0; i < pubs [p].n; i++)
+            zchunk_destroy (&pubs [p].events [i]);
+        free (pubs [p].events);
+    }
+    free (pubs);
+    free (threads);
+    return accepted;
+}
+
+// -- intake: start, stop, readiness, peak memory --------------------------------------------
+
+//  HTTP status of GET path on 127.0.0.1:port, -1 when no answer
+static int
+s_http_status (int port, const char *path)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    struct timeval tv = { 2, 0 };
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int status = -1;
+    char request [256], answer [64] = "";
+    int len = snprintf (request, sizeof request,
+                        "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    if (connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0
+    &&  write (fd, request, (size_t) len) == len
+    &&  read (fd, answer, sizeof answer - 1) > 12)
+        status = atoi (answer + 9);             //  "HTTP/1.1 200"
+    close (fd);
+    return status;
+}
+
+//  Starts intake with processing on or off; waits for /readyz. The pid, or -1
+static pid_t
+s_intake_start (const s_options_t *options, bool process)
+{
+    pid_t pid = fork ();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl (PR_SET_PDEATHSIG, SIGKILL);      //  dies with the bench
+        setenv ("FINESTRA_INTAKE_PROCESS", process ? "on" : "off", 1);
+        int fd = open (options->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2 (fd, 1);
+            dup2 (fd, 2);
+            close (fd);
+        }
+        execl (options->intake, options->intake, (char *) NULL);
+        _exit (127);
+    }
+    for (int tries = 0; tries < 600; tries++) {
+        if (s_http_status (options->http_port, "/readyz") == 200)
+            return pid;
+        if (waitpid (pid, NULL, WNOHANG) == pid) {
+            fprintf (stderr, "bench_process: intake exited; see %s\n", options->log);
+            return -1;
+        }
+        usleep (50 * 1000);
+    }
+    fprintf (stderr, "bench_process: intake not ready in 30 s; see %s\n", options->log);
+    kill (pid, SIGKILL);
+    waitpid (pid, NULL, 0);
+    return -1;
+}
+
+static void
+s_intake_stop (pid_t pid)
+{
+    kill (pid, SIGTERM);
+    for (int waited = 0; waited < 10000; waited += 20) {
+        if (waitpid (pid, NULL, WNOHANG) == pid)
+            return;
+        usleep (20 * 1000);
+    }
+    kill (pid, SIGKILL);
+    waitpid (pid, NULL, 0);
+}
+
+static long
+s_vmhwm_kb (pid_t pid)
+{
+    char path [64], line [256];
+    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
+    FILE *file = fopen (path, "r");
+    long kb = -1;
+    if (!file)
+        return -1;
+    while (fgets (line, sizeof line, file))
+        if (strncmp (line, "VmHWM:", 6) == 0)
+            kb = atol (line + 6);
+    fclose (file);
+    return kb;
+}
+
+//  CPU seconds (user + system) intake used so far, -1 when unknown
+static double
+s_cpu_seconds (pid_t pid)
+{
+    char path [64], text [1024];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    size_t len = fread (text, 1, sizeof text - 1, file);
+    fclose (file);
+    text [len] = 0;
+    //  Fields after the command's closing parenthesis: state is 3rd, utime 14th, stime 15th
+    char *p = strrchr (text, ')');
+    unsigned long utime = 0, stime = 0;
+    if (!p || sscanf (p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                      &utime, &stime) != 2)
+        return -1;
+    return (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
+}
+
+//  CPU seconds used so far by every process whose parent is ppid (PostgreSQL's backends and
+//  helpers are the postmaster's children); same host, same user or root
+static double
+s_children_cpu (pid_t ppid)
+{
+    DIR *proc = ppid > 0 ? opendir ("/proc") : NULL;
+    if (!proc)
+        return -1;
+    double total = 0;
+    struct dirent *entry;
+    while ((entry = readdir (proc))) {
+        pid_t pid = (pid_t) atoi (entry->d_name);
+        if (pid <= 0)
+            continue;
+        char path [64], text [1024];
+        snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+        FILE *file = fopen (path, "r");
+        if (!file)
+            continue;
+        size_t len = fread (text, 1, sizeof text - 1, file);
+        fclose (file);
+        text [len] = 0;
+        char *p = strrchr (text, ')');
+        int parent = 0;
+        unsigned long utime = 0, stime = 0;
+        if (p && sscanf (p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                         &parent, &utime, &stime) == 3
+        &&  parent == (int) ppid)
+            total += (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
+    }
+    closedir (proc);
+    return total;
+}
+
+// -- PostgreSQL ------------------------------------------------------------------------------
+
+//  One numeric value of a one-row query with up to one parameter; -1 on error or NULL
+static double
+s_pg_value (PGconn *conn, const char *sql, const char *param, int column)
+{
+    const char *params [1] = { param };
+    PGresult *result = PQexecParams (conn, sql, param ? 1 : 0, NULL, params, NULL, NULL, 0);
+    double value = -1;
+    if (PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1
+    &&  !PQgetisnull (result, 0, column))
+        value = atof (PQgetvalue (result, 0, column));
+    else
+    if (PQresultStatus (result) != PGRES_TUPLES_OK)
+        fprintf (stderr, "bench_process: %s: %s", sql, PQerrorMessage (conn));
+    PQclear (result);
+    return value;
+}
+
+//  Cheap (the partial index of unprocessed events): polled while waiting for the backlog
+static const char s_any_pending_sql [] =
+    "SELECT count(*) FROM (SELECT 1 FROM intake.events WHERE processed_at IS NULL LIMIT 1) t";
+
+static const char s_unprocessed_sql [] =
+    "SELECT count(*), extract (epoch FROM clock_timestamp () - min (received_at))"
+    " FROM intake.events WHERE processed_at IS NULL";
+
+//  A sample of the paced run: unprocessed, the oldest one's age, processed so far
+static const char s_sample_sql [] =
+    "SELECT count(*) FILTER (WHERE processed_at IS NULL),"
+    "       extract (epoch FROM clock_timestamp ()"
+    "                - min (received_at) FILTER (WHERE processed_at IS NULL)),"
+    "       count(*) FILTER (WHERE processed_at IS NOT NULL)"
+    " FROM intake.events";
+
+// -- figures -------------------------------------------------------------------------------
+
+static int
+s_cmp_double (const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return x < y ? -1 : x > y;
+}
+
+static double
+s_median (const double *values, int n)
+{
+    double sorted [64];
+    assert (n > 0 && n <= 64);
+    memcpy (sorted, values, (size_t) n * sizeof *values);
+    qsort (sorted, (size_t) n, sizeof *sorted, s_cmp_double);
+    return n % 2 ? sorted [n / 2] : (sorted [n / 2 - 1] + sorted [n / 2]) / 2;
+}
+
+static double
+s_percentile (double *values, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    qsort (values, n, sizeof *values, s_cmp_double);
+    size_t rank = (size_t) (p * (double) n + 0.999999);
+    return values [rank ? rank - 1 : 0];
+}
+
+static void
+s_row (const char *what, int decimals, const double *values, int reps, const char *target,
+       int met)
+{
+    char cell [32];
+    printf ("%-40s", what);
+    for (int r = 0; r < reps; r++) {
+        snprintf (cell, sizeof cell, "%.*f", decimals, values [r]);
+        printf (" %10s", cell);
+    }
+    snprintf (cell, sizeof cell, "%.*f", decimals, s_median (values, reps));
+    printf (" %10s  %-14s %s\n", cell, target, met < 0 ? "" : met ? "met" : "MISSED");
+}
+
+//  Results of one repetition
+typedef struct {
+    double backlog_rate;            /* (a) events/s from the restart to the last processed */
+    double backlog_ingest;          /* (a) accepted/s while storing the backlog */
+    double backlog_cpu;             /* (a) intake's CPU seconds for it */
+    double backlog_pg_cpu;          /* (a) PostgreSQL's (all its processes) meanwhile */
+    double paced_accepted;          /* (b) accepted/s of the paced stream */
+    double paced_processed;         /* (b) events processed per s while the stream ran */
+    double lag_p50, lag_max;        /* (b) unprocessed events, sampled */
+    double age_p50, age_max;        /* (b) oldest unprocessed event's age, s */
+    double drain;                   /* (b) s from the last receipt until all were processed */
+    double rss_mib;                 /* intake's VmHWM at the end, MiB */
+    int failed;                     /* events not accepted, or errors */
+} s_rep_t;
+
+//  The paced stream's publishers, run from a thread so the caller can sample meanwhile
+typedef struct {
+    const s_options_t *options;     /* read only */
+    char tag [64];                  /* ids' prefix */
+    int run;                        /* people of this run */
+    int n;                          /* events */
+    double first, last;             /* out: first send, last receipt (monotonic s) */
+    int accepted;                   /* out */
+} s_stream_t;
+
+static void *
+s_stream (void *arg)
+{
+    s_stream_t *self = (s_stream_t *) arg;
+    self->accepted = s_publish (self->options, self->tag, self->run, self->n,
+                                self->options->rate, &self->first, &self->last);
+    return NULL;
+}
+
+static int
+s_repetition (const s_options_t *options, PGconn *conn, const char *run_tag, int run,
+              s_rep_t *rep)
+{
+    memset (rep, 0, sizeof *rep);
+    char tag [64];
+    //  (a) backlog: stored with processing off, processed from a restart
+    pid_t pid = s_intake_start (options, false);
+    if (pid < 0)
+        return -1;
+    snprintf (tag, sizeof tag, "%s-b%d", run_tag, run);
+    double first, last;
+    int accepted = s_publish (options, tag, run * 2, options->events, 0, &first, &last);
+    rep->failed += options->events - accepted;
+    rep->backlog_ingest = last > first ? accepted / (last - first) : 0;
+    s_intake_stop (pid);
+    double pending = s_pg_value (conn, s_unprocessed_sql, NULL, 0);
+    usleep (200 * 1000);                //  the stopped intake's backends exit
+    double pg_cpu0 = s_children_cpu (options->postmaster);
+    double started = s_now ();
+    pid = s_intake_start (options, true);
+    if (pid < 0)
+        return -1;
+    while (pending > 0 && s_now () - started < 600) {
+        usleep (20 * 1000);
+        pending = s_pg_value (conn, s_any_pending_sql, NULL, 0);
+    }
+    double elapsed = s_now () - started;
+    rep->backlog_cpu = s_cpu_seconds (pid);
+    rep->backlog_pg_cpu = s_children_cpu (options->postmaster) - pg_cpu0;
+    if (pending != 0) {
+        fprintf (stderr, "bench_process: backlog not processed in 600 s (%.0f left)\n", pending);
+        s_intake_stop (pid);
+        return -1;
+    }
+    rep->backlog_rate = accepted / elapsed;
+    printf ("  run %d backlog: %d events stored at %.0f/s, processed in %.2f s from the restart:"
+            " %.0f events/s; CPU: intake %.2f s, PostgreSQL %.2f s (%.0f%% of one core while"
+            " it ran)\n", run + 1, accepted, rep->backlog_ingest, elapsed, rep->backlog_rate,
+            rep->backlog_cpu, rep->backlog_pg_cpu,
+            100.0 * (rep->backlog_cpu + rep->backlog_pg_cpu) / elapsed);
+    fflush (stdout);
+
+    //  (b) keeping up: a paced stream, processing on; the lag sampled every 0.5 s
+    s_stream_t stream = { .options = options, .run = run * 2 + 1,
+                          .n = options->rate * options->seconds };
+    snprintf (stream.tag, sizeof stream.tag, "%s-p%d", run_tag, run);
+    size_t max_samples = (size_t) options->seconds * 4 + 256;
+    double *lag = (double *) calloc (max_samples, sizeof *lag);
+    double *age = (double *) calloc (max_samples, sizeof *age);
+    double *done = (double *) calloc (max_samples, sizeof *done);
+    double *at = (double *) calloc (max_samples, sizeof *at);
+    assert (lag && age && done && at);
+    size_t samples = 0;
+    pthread_t thread;
+    if (pthread_create (&thread, NULL, s_stream, &stream)) {
+        s_intake_stop (pid);
+        return -1;
+    }
+    //  Samples every 0.5 s from the first send (0.2 s after the start) to the last one due
+    usleep (200 * 1000);
+    double sample_at = s_now ();
+    double end = sample_at + options->seconds;
+    while (samples < max_samples && sample_at + 0.5 <= end + 0.01) {
+        sample_at += 0.5;
+        double wait = sample_at - s_now ();
+        if (wait > 0)
+            usleep ((useconds_t) (wait * 1e6));
+        PGresult *result = PQexec (conn, s_sample_sql);
+        if (PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1) {
+            at [samples] = s_now ();
+            lag [samples] = atof (PQgetvalue (result, 0, 0));
+            age [samples] = PQgetisnull (result, 0, 1) ? 0 : atof (PQgetvalue (result, 0, 1));
+            done [samples] = atof (PQgetvalue (result, 0, 2));
+            samples++;
+        }
+        PQclear (result);
+    }
+    pthread_join (thread, NULL);
+    rep->failed += stream.n - stream.accepted;
+    rep->paced_accepted = stream.last > stream.first
+                        ? stream.accepted / (stream.last - stream.first) : 0;
+    //  Processed per second between the first and the last sample (the stream's steady part)
+    rep->paced_processed = samples >= 2 && at [samples - 1] > at [0]
+                         ? (done [samples - 1] - done [0]) / (at [samples - 1] - at [0]) : 0;
+    free (done);
+    free (at);
+    pending = s_pg_value (conn, s_unprocessed_sql, NULL, 0);
+    while (pending > 0 && s_now () - stream.last < 600) {
+        usleep (20 * 1000);
+        pending = s_pg_value (conn, s_any_pending_sql, NULL, 0);
+    }
+    rep->drain = s_now () - stream.last;
+    if (rep->drain < 0)
+        rep->drain = 0;
+    double lag_last = samples ? lag [samples - 1] : 0;
+    rep->lag_max = 0;
+    rep->age_max = 0;
+    for (size_t s = 0; s < samples; s++) {
+        if (lag [s] > rep->lag_max)
+            rep->lag_max = lag [s];
+        if (age [s] > rep->age_max)
+            rep->age_max = age [s];
+    }
+    rep->lag_p50 = s_percentile (lag, samples, 0.5);
+    rep->age_p50 = s_percentile (age, samples, 0.5);
+    free (lag);
+    free (age);
+    //  Anything the processor could not apply is a failure of the run
+    double errors = s_pg_value (conn,
+        "SELECT count(*) FROM intake.events WHERE process_error IS NOT NULL", NULL, 0);
+    if (errors != 0) {
+        fprintf (stderr, "bench_process: %.0f events with a process_error\n", errors);
+        rep->failed += errors > 0 ? (int) errors : 1;
+    }
+    rep->rss_mib = s_vmhwm_kb (pid) / 1024.0;
+    printf ("  run %d paced %d/s x %d s: accepted %.0f/s, processed %.0f/s while it ran;"
+            " unprocessed p50 %.0f max %.0f (last sample %.0f), oldest p50 %.2f s max %.2f s;"
+            " drained %.2f s after the last receipt; %lu samples\n",
+            run + 1, options->rate, options->seconds, rep->paced_accepted, rep->paced_processed,
+            rep->lag_p50, rep->lag_max, lag_last, rep->age_p50, rep->age_max, rep->drain,
+            (unsigned long) samples);
+    fflush (stdout);
+    s_intake_stop (pid);
+    return pending == 0 ? 0 : -1;
+}
+
+static void
+s_usage (void)
+{
+    fprintf (stderr,
+        "usage: bench_process --intake BIN --endpoint EP --pg URL --http-port PORT --log FILE\n"
+        "       [--events N=30000] [--publishers P=4] [--window W=64] [--rate R=5000]\n"
+        "       [--seconds S=10] [--reps 3]\n"
+        "Starts intake itself (its settings from the environment), twice per repetition.\n");
+}
+
+int
+main (int argc, char **argv)
+{
+    s_options_t options = { .events = 30000, .publishers = 4, .window = 64, .rate = 5000,
+                            .seconds = 10, .reps = 3 };
+    for (int i = 1; i < argc; i++) {
+        const char *value = i + 1 < argc ? argv [i + 1] : NULL;
+        if (!value) {
+            s_usage ();
+            return 2;
+        }
+        if      (streq (argv [i], "--intake"))     options.intake = value;
+        else if (streq (argv [i], "--endpoint"))   options.endpoint = value;
+        else if (streq (argv [i], "--pg"))         options.pg_url = value;
+        else if (streq (argv [i], "--log"))        options.log = value;
+        else if (streq (argv [i], "--http-port"))  options.http_port = atoi (value);
+        else if (streq (argv [i], "--events"))     options.events = atoi (value);
+        else if (streq (argv [i], "--publishers")) options.publishers = atoi (value);
+        else if (streq (argv [i], "--window"))     options.window = atoi (value);
+        else if (streq (argv [i], "--rate"))       options.rate = atoi (value);
+        else if (streq (argv [i], "--seconds"))    options.seconds = atoi (value);
+        else if (streq (argv [i], "--reps"))       options.reps = atoi (value);
+        else {
+            s_usage ();
+            return 2;
+        }
+        i++;
+    }
+    if (!options.intake || !options.endpoint || !options.pg_url || !options.log
+    ||  options.http_port <= 0 || options.events < options.publishers || options.publishers < 1
+    ||  options.window < 1 || options.rate < 1 || options.seconds < 1 || options.reps < 1
+    ||  options.reps > 64) {
+        s_usage ();
+        return 2;
+    }
+    zsys_init ();
+    zsys_set_max_sockets (0);
+    zsys_handler_set (NULL);
+    PGconn *conn = PQconnectdb (options.pg_url);
+    if (PQstatus (conn) != CONNECTION_OK) {
+        fprintf (stderr, "bench_process: %s", PQerrorMessage (conn));
+        PQfinish (conn);
+        return 1;
+    }
+    //  The postmaster: our backend's parent (PostgreSQL runs on this host)
+    PGresult *result = PQexec (conn, "SELECT pg_backend_pid ()");
+    if (PQresultStatus (result) == PGRES_TUPLES_OK) {
+        char path [64], text [1024] = "";
+        snprintf (path, sizeof path, "/proc/%s/stat", PQgetvalue (result, 0, 0));
+        FILE *file = fopen (path, "r");
+        if (file) {
+            size_t len = fread (text, 1, sizeof text - 1, file);
+            text [len] = 0;
+            fclose (file);
+        }
+        char *p = strrchr (text, ')');
+        int parent = 0;
+        if (p && sscanf (p + 2, "%*c %d", &parent) == 1)
+            options.postmaster = (pid_t) parent;
+    }
+    PQclear (result);
+    result = PQexec (conn, "SHOW synchronous_commit");
+    char sync_commit [32] = "?";
+    if (PQresultStatus (result) == PGRES_TUPLES_OK)
+        snprintf (sync_commit, sizeof sync_commit, "%s", PQgetvalue (result, 0, 0));
+    PQclear (result);
+    char run_tag [16];
+    snprintf (run_tag, sizeof run_tag, "p%08x", randombytes_random ());
+    printf ("bench_process: backlog %d events; paced %d/s x %d s; %d publishers x window %d;"
+            " %d repetitions; synchronous_commit=%s\n", options.events, options.rate,
+            options.seconds, options.publishers, options.window, options.reps, sync_commit);
+    fflush (stdout);
+
+    int reps = options.reps, failed = 0;
+    double backlog [64], ingest [64], accepted [64], processed [64], lag50 [64], lagmax [64],
+           age50 [64], agemax [64], drain [64], rss [64], cpu [64], pg_cpu [64], per_cpu [64],
+           ratio_backlog [64], ratio_paced [64];
+    for (int r = 0; r < reps; r++) {
+        s_rep_t rep;
+        if (s_repetition (&options, conn, run_tag, r, &rep))
+            failed++;
+        failed += rep.failed;
+        backlog [r] = rep.backlog_rate;
+        ingest [r] = rep.backlog_ingest;
+        accepted [r] = rep.paced_accepted;
+        processed [r] = rep.paced_processed;
+        lag50 [r] = rep.lag_p50;
+        lagmax [r] = rep.lag_max;
+        age50 [r] = rep.age_p50;
+        agemax [r] = rep.age_max;
+        drain [r] = rep.drain;
+        rss [r] = rep.rss_mib;
+        cpu [r] = 1e6 * rep.backlog_cpu / options.events;
+        pg_cpu [r] = 1e6 * rep.backlog_pg_cpu / options.events;
+        per_cpu [r] = rep.backlog_cpu + rep.backlog_pg_cpu > 0
+                    ? options.events / (rep.backlog_cpu + rep.backlog_pg_cpu) : 0;
+        ratio_backlog [r] = 100.0 * rep.backlog_rate / S_TARGET;
+        ratio_paced [r] = 100.0 * rep.paced_processed / options.rate;
+    }
+    double cases = s_pg_value (conn, "SELECT count(*) FROM intake.cases", NULL, 0);
+    double persons = s_pg_value (conn, "SELECT count(*) FROM intake.persons", NULL, 0);
+    PQfinish (conn);
+
+    char label [64];
+    printf ("\n%-40s", "");
+    for (int r = 0; r < reps; r++)
+        printf ("      run %d", r + 1);
+    printf ("     median  %-14s\n", "target");
+    s_row ("backlog: stored with processing off /s", 0, ingest, reps, "", -1);
+    s_row ("backlog: processed events/s", 0, backlog, reps, ">= 5000",
+           s_median (backlog, reps) >= S_TARGET);
+    s_row ("backlog: % of 5000/s", 1, ratio_backlog, reps, ">= 100",
+           s_median (ratio_backlog, reps) >= 100);
+    s_row ("backlog: intake CPU ms per 1000 events", 1, cpu, reps, "", -1);
+    s_row ("backlog: PostgreSQL CPU ms per 1000", 1, pg_cpu, reps, "", -1);
+    //  What one dedicated core would do: the figure a busy shared host cannot blur
+    s_row ("backlog: events per CPU second", 0, per_cpu, reps, ">= 5000",
+           s_median (per_cpu, reps) >= S_TARGET);
+    snprintf (label, sizeof label, "paced %d/s: accepted/s", options.rate);
+    s_row (label, 0, accepted, reps, "", -1);
+    snprintf (label, sizeof label, "paced %d/s: processed/s while it ran", options.rate);
+    s_row (label, 0, processed, reps, "", -1);
+    snprintf (label, sizeof label, "paced %d/s: processed %% of offered", options.rate);
+    s_row (label, 1, ratio_paced, reps, ">= 95", s_median (ratio_paced, reps) >= 95);
+    s_row ("paced: unprocessed events p50", 0, lag50, reps, "", -1);
+    //  Bounded: never more than one second of the offered stream behind
+    snprintf (label, sizeof label, "<= %d", options.rate);
+    s_row ("paced: unprocessed events max", 0, lagmax, reps, label,
+           s_median (lagmax, reps) <= options.rate);
+    s_row ("paced: oldest unprocessed age p50 (s)", 2, age50, reps, "", -1);
+    s_row ("paced: oldest unprocessed age max (s)", 2, agemax, reps, "<= 1",
+           s_median (agemax, reps) <= 1.0);
+    s_row ("paced: drained after last receipt (s)", 2, drain, reps, "", -1);
+    s_row ("intake peak RSS (MiB, VmHWM)", 1, rss, reps, "", -1);
+    printf ("%-40s %10.0f cases, %.0f persons in the database at the end\n", "", cases, persons);
+    printf ("%-40s %10s\n", "synchronous_commit", sync_commit);
+    if (failed)
+        printf ("WARNING: %d events not accepted or not processed, or runs incomplete:"
+                " see stderr\n", failed);
+    return failed ? 1 : 0;
+}
