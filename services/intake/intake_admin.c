@@ -188,20 +188,29 @@ s_emit (fs_server_t *server, const fs_type_t *type, void *payload, const char *c
 //  ----------------------------------------------------------------------------------------
 //  candidates [--status pending|merged|dismissed|all] [--json]
 
-//  One file's side of a candidate, as columns (id, given, family, birth, documents, merged_into)
+//  Where a file lives now: its current household's address
+#define S_ADDRESS(p) \
+    "(SELECT h.street || ' ' || h.number || ', ' || h.postcode" \
+    " FROM intake.household_members m JOIN intake.households h ON h.id = m.household_id" \
+    " WHERE m.person_id = " p ".id AND m.until IS NULL)"
+
+//  One file's side of a candidate, as 7 columns (id, given, family, birth, documents,
+//  merged_into, address)
 #define S_FILE_COLUMNS(p) \
     " " p ".id::text, " p ".given_name, " p ".family_name, " p ".birth_date::text," \
     " coalesce ((SELECT string_agg (d.doc_type || ':' || d.doc_number, ' '" \
     "            ORDER BY d.doc_type, d.doc_number) FROM intake.person_documents d" \
     "            WHERE d.person_id = " p ".id), '')," \
-    " coalesce (" p ".merged_into::text, '')"
+    " coalesce (" p ".merged_into::text, '')," \
+    " coalesce (" S_ADDRESS (p) ", '')"
 
 #define S_FILE_JSON(p) \
     "json_build_object ('id', " p ".id, 'given_name', " p ".given_name," \
     " 'family_name', " p ".family_name, 'birth_date', " p ".birth_date," \
     " 'documents', ARRAY (SELECT d.doc_type || ':' || d.doc_number" \
     "   FROM intake.person_documents d WHERE d.person_id = " p ".id" \
-    "   ORDER BY d.doc_type, d.doc_number), 'merged_into', " p ".merged_into)"
+    "   ORDER BY d.doc_type, d.doc_number), 'merged_into', " p ".merged_into," \
+    " 'address', " S_ADDRESS (p) ")"
 
 static const char s_candidates_sql [] =
     "SELECT c.id::text, c.status, c.reason, to_char (c.created_at, 'YYYY-MM-DD HH24:MI'),"
@@ -224,11 +233,11 @@ s_print_file (PGresult *result, int row, int col, const char *label)
 {
     const char *merged = PQgetvalue (result, row, col + 5);
     const char *documents = PQgetvalue (result, row, col + 4);
-    printf ("  %-9s %s  %s, %s  born %s  %s%s%s\n", label, PQgetvalue (result, row, col),
+    const char *address = PQgetvalue (result, row, col + 6);
+    printf ("  %-9s %s  %s, %s  born %s  %s  %s%s%s\n", label, PQgetvalue (result, row, col),
             PQgetvalue (result, row, col + 2), PQgetvalue (result, row, col + 1),
-            PQgetvalue (result, row, col + 3),
-            *documents ? documents : "(no document)",
-            *merged ? "  MERGED INTO " : "", merged);
+            PQgetvalue (result, row, col + 3), *documents ? documents : "(no document)",
+            *address ? address : "(no household)", *merged ? "  MERGED INTO " : "", merged);
 }
 
 static int
@@ -251,22 +260,23 @@ s_candidates (fs_server_t *server, int argc, char **argv)
     int rows = PQntuples (result);
     for (int row = 0; row < rows; row++) {
         if (s_opt (opts, "--json")) {
-            printf ("%s\n", PQgetvalue (result, row, 20));
+            printf ("%s\n", PQgetvalue (result, row, 22));
             continue;
         }
         printf ("candidate %s  %s  since %s  reason: %s\n", PQgetvalue (result, row, 0),
                 PQgetvalue (result, row, 1), PQgetvalue (result, row, 3),
                 PQgetvalue (result, row, 2));
         s_print_file (result, row, 4, "new");
-        s_print_file (result, row, 10, "existing");
-        if (*PQgetvalue (result, row, 16))
-            printf ("  decided   by %s at %s%s%s: %s\n", PQgetvalue (result, row, 16),
-                    PQgetvalue (result, row, 17),
-                    *PQgetvalue (result, row, 19) ? " in merge " : "",
-                    PQgetvalue (result, row, 19), PQgetvalue (result, row, 18));
+        s_print_file (result, row, 11, "existing");
+        if (*PQgetvalue (result, row, 18))
+            printf ("  decided   by %s at %s%s%s: %s\n", PQgetvalue (result, row, 18),
+                    PQgetvalue (result, row, 19),
+                    *PQgetvalue (result, row, 21) ? " in merge " : "",
+                    PQgetvalue (result, row, 21), PQgetvalue (result, row, 20));
     }
     if (!s_opt (opts, "--json"))
-        printf ("%d %s candidate%s\n", rows, status, rows == 1 ? "" : "s");
+        printf ("%d %s%scandidate%s\n", rows, streq (status, "all") ? "" : status,
+                streq (status, "all") ? "" : " ", rows == 1 ? "" : "s");
     PQclear (result);
     return 0;
 }

@@ -272,10 +272,11 @@ Test (intake_merge, candidates_list_both_files)
     cr_assert_eq (s_run ("candidates", NULL), 0, "%s", s_err);
     cr_expect (strstr (s_out, "candidate 1  pending"), "%s", s_out);
     cr_expect (strstr (s_out, "new       " B "  Garcia b, Maria  born 1980-01-02"
-                              "  NIE:X1234567L PASSPORT:P1"), "%s", s_out);
-    cr_expect (strstr (s_out, "existing  " A "  Garcia a, Maria  born 1980-01-02  DNI:12345678Z"),
-               "%s", s_out);
-    cr_expect (strstr (s_out, "(no document)"), "%s", s_out);      //  D has none
+                              "  NIE:X1234567L PASSPORT:P1  Carrer 2 2, 08001\n"), "%s", s_out);
+    cr_expect (strstr (s_out, "existing  " A "  Garcia a, Maria  born 1980-01-02  DNI:12345678Z"
+                              "  Carrer 1 1, 08001\n"), "%s", s_out);
+    //  D has no document and no household
+    cr_expect (strstr (s_out, "(no document)  (no household)"), "%s", s_out);
     cr_expect (strstr (s_out, "3 pending candidates"), "%s", s_out);
     cr_assert_eq (s_run ("candidates", "--json", "--status", "all", NULL), 0, "%s", s_err);
     //  One JSON object per line
@@ -285,6 +286,9 @@ Test (intake_merge, candidates_list_both_files)
     cr_expect_eq (lines, 3, "%s", s_out);
     cr_expect (strstr (s_out, "\"documents\" : [\"NIE:X1234567L\",\"PASSPORT:P1\"]"), "%s", s_out);
     cr_expect (strstr (s_out, "\"status\" : \"pending\""), "%s", s_out);
+    cr_expect (strstr (s_out, "\"address\" : \"Carrer 2 2, 08001\""), "%s", s_out);
+    cr_assert_eq (s_run ("candidates", "--status", "all", NULL), 0, "%s", s_err);
+    cr_expect (strstr (s_out, "\n3 candidates\n"), "%s", s_out);
     cr_assert_eq (s_run ("candidates", "--status", "merged", NULL), 0, "%s", s_err);
     cr_expect (strstr (s_out, "0 merged candidates"), "%s", s_out);
     cr_expect_eq (s_run ("candidates", "--status", "maybe", NULL), 2);
