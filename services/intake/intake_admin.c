@@ -563,16 +563,33 @@ s_unmerge (fs_server_t *server, int argc, char **argv)
                        " AND c.id = ANY (m.candidates) AND c.merge_id = m.id", 1, id))
         return s_failed (pg, cmd);
 
+    //  What reached the kept file while merged (later events, their cases) stays with it: no
+    //  record says which file it belonged to, so the operator is told to look
+    result = fs_pg_exec (pg, "SELECT coalesce (string_agg (c.id::text, ' ' ORDER BY c.opened_at),"
+                             " '') FROM intake.cases c JOIN intake.merges m ON m.id = $1::bigint"
+                             " WHERE c.person_id = m.keep_id AND c.opened_at > m.merged_at", 1, id);
+    if (!result)
+        return s_failed (pg, cmd);
+    char *later = strdup (PQgetvalue (result, 0, 0));
+    PQclear (result);
+    assert (later);
+
     fs_person_unmerged_t event = { 0 };
     fs_proto_set_int (&fs_person_unmerged_type, &event, "merge_id", atoll (merge_id));
     fs_proto_set_str (&fs_person_unmerged_type, &event, "keep_id", keep);
     fs_proto_set_str (&fs_person_unmerged_type, &event, "merged_id", merged);
     rc = s_emit (server, &fs_person_unmerged_type, &event, NULL);
     fs_proto_clear (&fs_person_unmerged_type, &event);
-    if (rc || fs_pg_commit (pg))
+    if (rc || fs_pg_commit (pg)) {
+        free (later);
         return s_failed (pg, cmd);
+    }
     printf ("merge %s undone by %s: %s is a file of its own again\n  %s\n", merge_id, by, merged,
             summary);
+    if (*later)
+        printf ("  cases opened on %s while merged stay with it; check whose they are: %s\n",
+                keep, later);
+    free (later);
     return 0;
 }
 

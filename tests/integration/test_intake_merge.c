@@ -374,6 +374,7 @@ Test (intake_merge, unmerge_restores_exactly)
                "%s", s_out);
     cr_expect (strstr (s_out, "2 document(s), 1 case(s), 2 consent(s), 0 household membership(s)"
                               " put back, 1 reopened"), "%s", s_out);
+    cr_expect (!strstr (s_out, "while merged"), "%s", s_out);
     //  Documents, cases, consents, memberships, merged_into and the candidate as they were
     char *after = s_text (s_registry_sql);
     cr_expect_str_eq (after, before);
@@ -480,6 +481,26 @@ Test (intake_merge, chained_merge_must_be_undone_first)
                    "intake.person_unmerged");
     free (before);
     free (after);
+}
+
+Test (intake_merge, unmerge_names_cases_opened_while_merged)
+{
+    //  A case the processor opened on the kept file after the merge cannot be told apart:
+    //  it stays, and unmerge names it for the operator to check
+    cr_assert_eq (s_run ("merge", A, B, S_AUDIT, NULL), 0, "%s", s_err);
+    s_sql ("INSERT INTO intake.events (ref, source, external_id, type, occurred_at, content_hash,"
+           " event, processed_at) VALUES ('eeeeeeee-0000-4000-8000-00000000000d', 'test', 'd',"
+           " 'attention.requested', now (), 'd', '\\x00', now ());"
+           "INSERT INTO intake.cases (id, person_id, event_ref, event_type, centre_code,"
+           " neighbourhood_code, triage_level, triage_rule, due_date, opened_at) VALUES"
+           " ('cccccccc-0000-4000-8000-00000000000d', '" A "',"
+           " 'eeeeeeee-0000-4000-8000-00000000000d', 'attention.requested', 'CSS-01', '01',"
+           " 'ordinary', 'default', '2026-12-30', now ())");
+    cr_assert_eq (s_run ("unmerge", "1", S_AUDIT, NULL), 0, "%s", s_err);
+    cr_expect (strstr (s_out, "cases opened on " A " while merged stay with it; check whose they"
+                              " are: cccccccc-0000-4000-8000-00000000000d\n"), "%s", s_out);
+    s_expect_text ("SELECT person_id::text FROM intake.cases"
+                   " WHERE id = 'cccccccc-0000-4000-8000-00000000000d'", A);
 }
 
 Test (intake_merge, moved_item_gone_refuses_unmerge)
