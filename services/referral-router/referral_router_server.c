@@ -51,6 +51,8 @@ s_command (fs_server_t *server, int argc, char **argv)
         return router_directory_map_zcodes (server, argc, argv);
     if (streq (argv [0], "find-services"))
         return router_directory_find_services (server, argc, argv);
+    if (streq (argv [0], "transition"))
+        return router_referral_command (server, argc, argv);
     return -1;
 }
 

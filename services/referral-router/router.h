@@ -15,6 +15,23 @@ int router_directory_map_zcodes (fs_server_t *server, int argc, char **argv);
    for the facts given, the criterion that fails in words. (router_directory_load.c) */
 int router_directory_find_services (fs_server_t *server, int argc, char **argv);
 
+/* ---- router_referral.c: the lifecycle applied to stored referrals ------------------- */
+
+#define ROUTER_REFERRAL_UNKNOWN 100     /* no referral of that id */
+
+/* Inside the caller's transaction: moves the referral to `to` as actor, if the transition
+   table allows it (router_transition_check); updates its row, records the transition with
+   its reason, and emits referral.status_changed (correlation carried on). Returns
+   ROUTER_TX_OK, a router_tx_result_t refusal or ROUTER_REFERRAL_UNKNOWN with err saying
+   why (nothing written), or -1 on a database failure (roll back). */
+int router_referral_transition (fs_server_t *server, const char *referral_id,
+                                router_status_t to, router_actor_t actor,
+                                const char *reason_code, const char *reason_text, char *err,
+                                size_t errlen);
+/* `transition REFERRAL_ID STATUS --as requester|target [--reason CODE] [--text TEXT]`:
+   0 applied, 1 refused (the error lists what is allowed), 2 usage. */
+int router_referral_command (fs_server_t *server, int argc, char **argv);
+
 /* ---- router_directory.c: the loaded directory, in memory ----------------------------- */
 
 typedef struct _router_directory_t router_directory_t;
