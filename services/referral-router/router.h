@@ -4,9 +4,10 @@
 
 #include "router_rules.h"
 
-/* `load-directory SERVICES_CSV [NEEDS_CSV | ZCODES_CSV ...]`: the need vocabulary, the
-   Z-code mapping and the services, in one transaction; on bad data names file, line and
-   column and changes nothing. An exit code. (router_directory_load.c) */
+/* `load-directory SERVICES_CSV [NEEDS_CSV | ZCODES_CSV | TERRITORY_CSV ...]`: the
+   territory, the need vocabulary, the Z-code mapping and the services, in one transaction;
+   on bad data names file, line and column and changes nothing. An exit code.
+   (router_directory_load.c) */
 int router_directory_load (fs_server_t *server, int argc, char **argv);
 /* `map-zcode CODE...`: each code's need categories from the loaded mapping, or why none.
    0 when every code mapped, 1 otherwise. (router_directory_load.c) */
@@ -45,6 +46,9 @@ size_t router_directory_size (router_directory_t *self);
 const router_service_t *router_directory_service (router_directory_t *self, size_t index);
 /* The active service of that code, NULL when none. */
 const router_service_t *router_directory_find (router_directory_t *self, const char *code);
+/* The district of a neighbourhood of the loaded territory; NULL when unknown. */
+const char *router_directory_district_of (router_directory_t *self,
+                                          const char *neighbourhood);
 /* router_zcode_lookup over the loaded mapping. */
 router_zcode_result_t router_directory_zcode (router_directory_t *self, const char *code,
                                               const router_zmap_t **row, char *normalized);

@@ -12,6 +12,7 @@ struct _router_directory_t {
     const char **zneeds;                /* the rows' needs, ROUTER_LIST_MAX per row */
     char **zlists;                      /* each row's needs text, split in place */
     PGresult *zresult;                  /* keeps the mapping's strings alive */
+    zhash_t *districts;                 /* neighbourhood code -> its district code */
 };
 
 static const char s_services_sql [] =
@@ -91,6 +92,24 @@ s_read_zcodes (router_directory_t *self, fs_pg_t *pg, char *err, size_t errlen)
     return 0;
 }
 
+static int
+s_read_territory (router_directory_t *self, fs_pg_t *pg, char *err, size_t errlen)
+{
+    PGresult *result = fs_pg_exec (pg, "SELECT code, district_code"
+                                       " FROM referral_router.neighbourhoods", 0, NULL);
+    if (!result) {
+        snprintf (err, errlen, "cannot read the territory: %s", fs_pg_error (pg));
+        return -1;
+    }
+    self->districts = zhash_new ();
+    assert (self->districts);
+    zhash_autofree (self->districts);
+    for (int i = 0; i < PQntuples (result); i++)
+        zhash_insert (self->districts, PQgetvalue (result, i, 0), PQgetvalue (result, i, 1));
+    PQclear (result);
+    return 0;
+}
+
 router_directory_t *
 router_directory_new (fs_pg_t *pg, char *err, size_t errlen)
 {
@@ -102,7 +121,8 @@ router_directory_new (fs_pg_t *pg, char *err, size_t errlen)
     if (!ok)
         snprintf (err, errlen, "cannot begin: %s", fs_pg_error (pg));
     ok = ok && s_read_services (self, pg, err, errlen) == 0
-            && s_read_zcodes (self, pg, err, errlen) == 0;
+            && s_read_zcodes (self, pg, err, errlen) == 0
+            && s_read_territory (self, pg, err, errlen) == 0;
     fs_pg_rollback (pg);
     if (!ok)
         router_directory_destroy (&self);
@@ -123,6 +143,7 @@ router_directory_destroy (router_directory_t **self_p)
     free (self->zmap);
     PQclear (self->zresult);
     free (self->services);
+    zhash_destroy (&self->districts);
     free (self);
     *self_p = NULL;
 }
@@ -157,4 +178,12 @@ router_directory_zcode (router_directory_t *self, const char *code, const router
 {
     assert (self);
     return router_zcode_lookup (self->zmap, self->nzmap, code, row, normalized);
+}
+
+const char *
+router_directory_district_of (router_directory_t *self, const char *neighbourhood)
+{
+    assert (self);
+    return neighbourhood && self->districts
+         ? (const char *) zhash_lookup (self->districts, neighbourhood) : NULL;
 }

@@ -5,8 +5,14 @@
 
 #define S_MAX_FIELDS 32
 
-typedef enum { S_FILE_NEEDS, S_FILE_ZCODES, S_FILE_SERVICES, S_FILE_UNKNOWN } s_kind_t;
+//  In the order they are loaded: each uses what the ones before it hold
+typedef enum {
+    S_FILE_TERRITORY, S_FILE_NEEDS, S_FILE_ZCODES, S_FILE_SERVICES, S_FILE_UNKNOWN
+} s_kind_t;
 
+static const char *s_territory_header [] = {
+    "district_code", "district", "neighbourhood_code", "neighbourhood", NULL
+};
 static const char *s_needs_header [] = { "need", "label", "description", NULL };
 static const char *s_zcodes_header [] = { "zcode", "label", "needs", NULL };
 
@@ -83,6 +89,8 @@ s_csv_open (s_csv_t *csv, const char *path)
         fprintf (stderr, "%s: no header line\n", path);
     if (rc <= 0)
         return S_FILE_UNKNOWN;
+    if (s_header_is (csv, s_territory_header))
+        return S_FILE_TERRITORY;
     if (s_header_is (csv, s_needs_header))
         return S_FILE_NEEDS;
     if (s_header_is (csv, s_zcodes_header))
@@ -90,7 +98,8 @@ s_csv_open (s_csv_t *csv, const char *path)
     if (s_header_is (csv, router_service_columns))
         return S_FILE_SERVICES;
     fprintf (stderr, "%s:%d: unknown header: expected need,label,description (need"
-             " categories), zcode,label,needs (Z-code mapping) or the services' columns"
+             " categories), zcode,label,needs (Z-code mapping), district_code,district,"
+             "neighbourhood_code,neighbourhood (territory) or the services' columns"
              " (code,kind,name,...)\n", path, csv->lineno);
     return S_FILE_UNKNOWN;
 }
@@ -121,6 +130,71 @@ s_exec (fs_pg_t *pg, s_csv_t *csv, const char *sql, int n, const char *const *va
         return 0;
     fprintf (stderr, "%s:%d: %s\n", csv->path, csv->lineno, fs_pg_error (pg));
     return -1;
+}
+
+//  What the territory file and the database say exists, to check services' codes
+typedef struct {
+    zhash_t *districts;         /* district codes */
+    zhash_t *neighbourhoods;    /* neighbourhood codes */
+} s_territory_t;
+
+//  district_code,district,neighbourhood_code,neighbourhood: upserted, none deleted
+static int
+s_load_territory (fs_pg_t *pg, s_csv_t *csv, s_territory_t *territory)
+{
+    int rc, rows = 0;
+    while ((rc = s_csv_next (csv)) == 1) {
+        if (!s_count_ok (csv, 4))
+            return -1;
+        char **f = csv->fields;
+        for (int c = 0; c < 4; c += 2)
+            if (!router_code_valid (f [c]))
+                return s_row_error (csv, c + 1, s_territory_header [c], "not a code (letters,"
+                                    " digits, _ - .)");
+        for (int c = 1; c < 4; c += 2)
+            if (*f [c] == 0)
+                return s_row_error (csv, c + 1, s_territory_header [c], "a name is required");
+        const char *district [2] = { f [0], f [1] };
+        const char *hood [3] = { f [2], f [0], f [3] };
+        if (s_exec (pg, csv, "INSERT INTO referral_router.districts (code, name) VALUES ($1, $2)"
+                             " ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name",
+                    2, district)
+        ||  s_exec (pg, csv, "INSERT INTO referral_router.neighbourhoods (code, district_code,"
+                             " name) VALUES ($1, $2, $3) ON CONFLICT (code) DO UPDATE"
+                             " SET district_code = EXCLUDED.district_code,"
+                             " name = EXCLUDED.name", 3, hood))
+            return -1;
+        zhash_update (territory->districts, f [0], (void *) 1);
+        zhash_update (territory->neighbourhoods, f [2], (void *) 1);
+        rows++;
+    }
+    if (rc == 0)
+        printf ("%s: %d neighbourhoods\n", csv->path, rows);
+    return rc;
+}
+
+//  A service's territory codes exist, when the territory is loaded; 0 or -1 after the error
+static int
+s_check_territory (s_csv_t *csv, const router_service_t *service, s_territory_t *territory,
+                   bool *unchecked)
+{
+    if (service->scope == ROUTER_SCOPE_CITY)
+        return 0;
+    bool district = service->scope == ROUTER_SCOPE_DISTRICT;
+    zhash_t *known = district ? territory->districts : territory->neighbourhoods;
+    if (zhash_size (known) == 0) {
+        *unchecked = true;          //  no territory loaded yet: codes checked for form only
+        return 0;
+    }
+    for (size_t i = 0; i < service->nterritory; i++)
+        if (!zhash_lookup (known, service->territory [i])) {
+            char message [ROUTER_ERR_MAX];
+            snprintf (message, sizeof message, "unknown %s code \"%s\" (not in the territory"
+                      " loaded)", district ? "district" : "neighbourhood",
+                      service->territory [i]);
+            return s_row_error (csv, 5, "territory_codes", message);
+        }
+    return 0;
 }
 
 //  need,label,description: upserted (a need in use cannot disappear, so none is deleted)
@@ -226,8 +300,9 @@ s_load_zcodes (fs_pg_t *pg, s_csv_t *csv, zhash_t *needs)
 //  The services: upserted; those absent from the file stay (referrals point at them) but
 //  become inactive
 static int
-s_load_services (fs_pg_t *pg, s_csv_t *csv, zhash_t *needs)
+s_load_services (fs_pg_t *pg, s_csv_t *csv, zhash_t *needs, s_territory_t *territory)
 {
+    bool unchecked = false;
     router_service_t *service = (router_service_t *) malloc (sizeof *service);
     zhash_t *seen = zhash_new ();
     assert (service && seen);
@@ -245,7 +320,8 @@ s_load_services (fs_pg_t *pg, s_csv_t *csv, zhash_t *needs)
             break;
         }
         zhash_insert (seen, service->code, (void *) 1);
-        if (!service->any_need && s_check_needs (csv, 9, "needs", csv->fields [8], needs)) {
+        if ((!service->any_need && s_check_needs (csv, 9, "needs", csv->fields [8], needs))
+        ||  s_check_territory (csv, service, territory, &unchecked)) {
             rc = -1;
             break;
         }
@@ -311,6 +387,9 @@ s_load_services (fs_pg_t *pg, s_csv_t *csv, zhash_t *needs)
             printf (" %s", PQgetvalue (result, i, 0));
     }
     printf ("\n");
+    if (unchecked)
+        printf ("%s: territory codes checked for form only: no territory loaded (give the"
+                " territory CSV too)\n", csv->path);
     PQclear (result);
     return 0;
 }
@@ -320,7 +399,7 @@ router_directory_load (fs_server_t *server, int argc, char **argv)
 {
     if (argc < 2) {
         fprintf (stderr, "usage: finestra-referral-router load-directory SERVICES_CSV"
-                         " [NEEDS_CSV | ZCODES_CSV ...]\n"
+                         " [NEEDS_CSV | ZCODES_CSV | TERRITORY_CSV ...]\n"
                          "  each file is recognised by its header; see"
                          " services/referral-router/data/README.md\n");
         return 2;
@@ -329,7 +408,8 @@ router_directory_load (fs_server_t *server, int argc, char **argv)
     s_csv_t *files = (s_csv_t *) calloc ((size_t) nfiles, sizeof *files);
     s_kind_t *kinds = (s_kind_t *) calloc ((size_t) nfiles, sizeof *kinds);
     zhash_t *needs = zhash_new ();
-    assert (files && kinds && needs);
+    s_territory_t territory = { zhash_new (), zhash_new () };
+    assert (files && kinds && needs && territory.districts && territory.neighbourhoods);
     fs_pg_t *pg = fs_server_pg (server);
     int rc = 0;
     for (int i = 0; i < nfiles && rc == 0; i++) {
@@ -353,13 +433,27 @@ router_directory_load (fs_server_t *server, int argc, char **argv)
             zhash_insert (needs, PQgetvalue (result, i, 0), (void *) 1);
         PQclear (result);
     }
-    for (s_kind_t kind = S_FILE_NEEDS; kind <= S_FILE_SERVICES && rc == 0; kind++)
+    if (rc == 0) {
+        PGresult *result = fs_pg_exec (pg, "SELECT code, district_code"
+                                           " FROM referral_router.neighbourhoods", 0, NULL);
+        if (!result) {
+            fprintf (stderr, "cannot read the territory: %s\n", fs_pg_error (pg));
+            rc = -1;
+        }
+        for (int i = 0; result && i < PQntuples (result); i++) {
+            zhash_update (territory.neighbourhoods, PQgetvalue (result, i, 0), (void *) 1);
+            zhash_update (territory.districts, PQgetvalue (result, i, 1), (void *) 1);
+        }
+        PQclear (result);
+    }
+    for (s_kind_t kind = S_FILE_TERRITORY; kind <= S_FILE_SERVICES && rc == 0; kind++)
         for (int i = 0; i < nfiles && rc == 0; i++) {
             if (kinds [i] != kind)
                 continue;
-            rc = kind == S_FILE_NEEDS ? s_load_needs (pg, &files [i], needs)
+            rc = kind == S_FILE_TERRITORY ? s_load_territory (pg, &files [i], &territory)
+               : kind == S_FILE_NEEDS ? s_load_needs (pg, &files [i], needs)
                : kind == S_FILE_ZCODES ? s_load_zcodes (pg, &files [i], needs)
-               : s_load_services (pg, &files [i], needs);
+               : s_load_services (pg, &files [i], needs, &territory);
         }
     if (rc == 0 && fs_pg_commit (pg)) {
         fprintf (stderr, "cannot commit: %s\n", fs_pg_error (pg));
@@ -372,6 +466,8 @@ router_directory_load (fs_server_t *server, int argc, char **argv)
     free (files);
     free (kinds);
     zhash_destroy (&needs);
+    zhash_destroy (&territory.districts);
+    zhash_destroy (&territory.neighbourhoods);
     if (rc) {
         fprintf (stderr, "directory not loaded: nothing changed\n");
         return 1;
@@ -380,11 +476,12 @@ router_directory_load (fs_server_t *server, int argc, char **argv)
         "SELECT (SELECT count(*) FROM referral_router.services WHERE active),"
         " (SELECT count(*) FROM referral_router.need_categories),"
         " (SELECT count(*) FROM referral_router.zcodes),"
-        " (SELECT count(*) FROM referral_router.services WHERE active AND demo)", 0, NULL);
+        " (SELECT count(*) FROM referral_router.services WHERE active AND demo),"
+        " (SELECT count(*) FROM referral_router.neighbourhoods)", 0, NULL);
     if (result) {
-        printf ("directory: %s active services (%s demo), %s need categories, %s Z-codes\n",
-                PQgetvalue (result, 0, 0), PQgetvalue (result, 0, 3), PQgetvalue (result, 0, 1),
-                PQgetvalue (result, 0, 2));
+        printf ("directory: %s active services (%s demo), %s need categories, %s Z-codes,"
+                " %s neighbourhoods\n", PQgetvalue (result, 0, 0), PQgetvalue (result, 0, 3),
+                PQgetvalue (result, 0, 1), PQgetvalue (result, 0, 2), PQgetvalue (result, 0, 4));
         PQclear (result);
     }
     return 0;
@@ -580,7 +677,8 @@ router_directory_find_services (fs_server_t *server, int argc, char **argv)
                 " [--zcodes \"Z59.0 ...\"]\n"
                 "         [--holds \"CONDITION ...\"] [--lacks \"CONDITION ...\"]\n"
                 "  Every active service of the directory against those facts; a fact not"
-                " given is unknown.\n");
+                " given is unknown\n  (the district follows from the neighbourhood when the"
+                " territory is loaded).\n");
         return 0;
     }
     char err [ROUTER_ERR_MAX];
@@ -593,6 +691,16 @@ router_directory_find_services (fs_server_t *server, int argc, char **argv)
     s_person_t *person = (s_person_t *) malloc (sizeof *person);
     assert (person);
     int rc = s_person (directory, fs_server_pg (server), argc, argv, person);
+    //  The neighbourhood tells the district (when the territory is loaded)
+    router_facts_t *facts = &person->facts;
+    const char *district = router_directory_district_of (directory, facts->neighbourhood);
+    if (rc == 0 && district && facts->district && !streq (district, facts->district)) {
+        fprintf (stderr, "find-services: neighbourhood %s is in district %s, not %s\n",
+                 facts->neighbourhood, district, facts->district);
+        rc = 2;
+    }
+    if (rc == 0 && district && !facts->district)
+        facts->district = district;
     if (rc == 0) {
         size_t count [3] = { 0, 0, 0 };
         static const char *headings [3] = {

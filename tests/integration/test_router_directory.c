@@ -379,6 +379,93 @@ Test (router_directory, find_services_against_the_loaded_directory)
     cr_assert_eq (s_run ("find-services", "--age", NULL), 2);
 }
 
+//  Writes text into a fresh file of this process; returns its path (static)
+static const char *
+s_write (const char *name, const char *text)
+{
+    static char paths [4][128];
+    static int next;
+    char *path = paths [next++ % 4];
+    snprintf (path, sizeof paths [0], "/tmp/test_router_directory.%d.%s", getpid (), name);
+    FILE *file = fopen (path, "w");
+    cr_assert (file);
+    fputs (text, file);
+    fclose (file);
+    return path;
+}
+
+Test (router_directory, territory_checks_codes_and_gives_districts)
+{
+    //  A database of its own: the territory it loads must not reach the other tests
+    char *shared = s_url;
+    s_url = fs_test_db_create ("router_territory");
+    const char *territory = s_write ("territory.csv",
+        "district_code,district,neighbourhood_code,neighbourhood\n"
+        "03,Sants-Montjuïc,17,Sants - Badal\n03,Sants-Montjuïc,18,Sants\n"
+        "04,Les Corts,19,les Corts\n");
+    const char *header = "code,kind,name,territory_scope,territory_codes,age_min,age_max,"
+                         "residency,needs,conditions,criteria_text,capacity,delivery,"
+                         "delivery_target,demo\n";
+    char text [2048];
+    snprintf (text, sizeof text, "%s"
+        "CSS14,social_services_centre,CSS Sants - Badal (demo),neighbourhood,17,,,any,*,,"
+        "Anyone,capacity,internal,notification,true\n"
+        "EAIA-B,childhood_at_risk,EAIA (demo),district,03 04,0,17,any,childhood_at_risk,,"
+        "Children,capacity,feed,eaia,true\n", header);
+    const char *good = s_write ("good.csv", text);
+    snprintf (text, sizeof text, "%s"
+        "CSS14,social_services_centre,CSS Sants - Badal (demo),neighbourhood,17 20,,,any,*,,"
+        "Anyone,capacity,internal,notification,true\n", header);
+    const char *unknown_hood = s_write ("hood.csv", text);
+    snprintf (text, sizeof text, "%s"
+        "EAIA-B,childhood_at_risk,EAIA (demo),district,3,0,17,any,childhood_at_risk,,"
+        "Children,capacity,feed,eaia,true\n", header);
+    const char *unknown_district = s_write ("district.csv", text);
+    //  Without a territory, codes are checked for form only, and it says so
+    cr_assert_eq (s_run ("load-directory", unknown_district, s_file ("needs.csv"), NULL), 0,
+                  "%s", s_err);
+    cr_assert (strstr (s_out, "territory codes checked for form only"), "%s", s_out);
+    //  With it (given in the same run, in any order), an unknown code is refused
+    cr_assert_eq (s_run ("load-directory", unknown_district, territory, NULL), 1);
+    cr_assert (strstr (s_err, "district.csv:2: column 5 (territory_codes): unknown district"
+                              " code \"3\""), "%s", s_err);
+    s_expect ("SELECT count(*) FROM referral_router.neighbourhoods", "0");
+    cr_assert_eq (s_run ("load-directory", good, territory, NULL), 0, "%s", s_err);
+    cr_assert (strstr (s_out, "territory.csv: 3 neighbourhoods"), "%s", s_out);
+    cr_assert_null (strstr (s_out, "form only"), "%s", s_out);
+    //  Loaded before: checked on the next load too
+    cr_assert_eq (s_run ("load-directory", unknown_hood, NULL), 1);
+    cr_assert (strstr (s_err, "hood.csv:2: column 5 (territory_codes): unknown neighbourhood"
+                              " code \"20\""), "%s", s_err);
+    //  find-services learns the district from the neighbourhood
+    cr_assert_eq (s_run ("find-services", "--age", "9", "--neighbourhood", "18", "--needs",
+                         "childhood_at_risk", NULL), 0, "%s", s_err);
+    cr_assert (strstr (s_out, "fits:\n  EAIA-B "), "%s", s_out);
+    cr_assert (strstr (s_out, "  CSS14       territory: serves neighbourhood 17 only; the"
+                              " person lives in neighbourhood 18"), "%s", s_out);
+    cr_assert_eq (s_run ("find-services", "--neighbourhood", "18", "--district", "04", NULL),
+                  2);
+    cr_assert (strstr (s_err, "neighbourhood 18 is in district 03, not 04"), "%s", s_err);
+    for (int i = 0; i < 4; i++)
+        unlink (i == 0 ? territory : i == 1 ? good : i == 2 ? unknown_hood : unknown_district);
+    //  The city's territory (beside the repository, as deploy/run finds it) accepts every
+    //  code of the demo directory
+    char city [600];
+    snprintf (city, sizeof city, "%s/../shared/data/barcelona-territory.csv",
+              fs_test_source_dir);
+    if (access (city, R_OK) == 0) {
+        cr_assert_eq (s_run ("load-directory", s_file ("services.csv"), s_file ("needs.csv"),
+                             s_file ("zcodes.csv"), city, NULL), 0, "%s", s_err);
+        cr_assert (strstr (s_out, "83 active services (83 demo), 15 need categories, 106"
+                                  " Z-codes, 73 neighbourhoods"), "%s", s_out);
+    }
+    else
+        cr_log_warn ("%s not found: the demo directory's codes were not checked", city);
+    fs_test_db_drop (s_url);
+    free (s_url);
+    s_url = shared;
+}
+
 static void
 s_setup (void)
 {
