@@ -52,5 +52,9 @@ const char *router_directory_district_of (router_directory_t *self,
 /* router_zcode_lookup over the loaded mapping. */
 router_zcode_result_t router_directory_zcode (router_directory_t *self, const char *code,
                                               const router_zmap_t **row, char *normalized);
+/* router_zcode_needs over the loaded mapping: a health event's codes into need categories. */
+size_t router_directory_zcode_needs (router_directory_t *self, const char *const *codes,
+                                     size_t ncodes, const char **needs, size_t max,
+                                     router_zcode_result_t *results);
 
 #endif

@@ -187,3 +187,12 @@ router_directory_district_of (router_directory_t *self, const char *neighbourhoo
     return neighbourhood && self->districts
          ? (const char *) zhash_lookup (self->districts, neighbourhood) : NULL;
 }
+
+size_t
+router_directory_zcode_needs (router_directory_t *self, const char *const *codes,
+                              size_t ncodes, const char **needs, size_t max,
+                              router_zcode_result_t *results)
+{
+    assert (self);
+    return router_zcode_needs (self->zmap, self->nzmap, codes, ncodes, needs, max, results);
+}

@@ -217,6 +217,14 @@ router_zcode_result_t router_zcode_lookup (const router_zmap_t *map, size_t nmap
                                            const char *code, const router_zmap_t **row,
                                            char *normalized);
 
+/* The needs of several codes (a health event's icd10_codes): the union, in first-seen
+   order, of each code's needs as router_zcode_lookup finds them, into needs (at most max;
+   the strings are the map's). results[i] (when not NULL; ncodes entries) receives each
+   code's lookup result, so unmapped codes can be reported. Returns the needs written. */
+size_t router_zcode_needs (const router_zmap_t *map, size_t nmap, const char *const *codes,
+                           size_t ncodes, const char **needs, size_t max,
+                           router_zcode_result_t *results);
+
 /* ---- router_lifecycle.c: referral statuses, who may change them, reasons ------------- */
 
 /* FHIR Task statuses, as the HL7 Gravity (SDOH) referral guide uses them. */

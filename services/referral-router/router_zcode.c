@@ -87,3 +87,28 @@ router_zcode_lookup (const router_zmap_t *map, size_t nmap, const char *code,
     }
     return ROUTER_ZCODE_UNMAPPED;
 }
+
+size_t
+router_zcode_needs (const router_zmap_t *map, size_t nmap, const char *const *codes,
+                    size_t ncodes, const char **needs, size_t max,
+                    router_zcode_result_t *results)
+{
+    assert (needs || max == 0);
+    size_t count = 0;
+    for (size_t c = 0; c < ncodes; c++) {
+        const router_zmap_t *row;
+        router_zcode_result_t rc = router_zcode_lookup (map, nmap, codes [c], &row, NULL);
+        if (results)
+            results [c] = rc;
+        if (rc != ROUTER_ZCODE_MAPPED)
+            continue;
+        for (size_t n = 0; n < row->nneeds; n++) {
+            bool seen = false;
+            for (size_t i = 0; i < count && !seen; i++)
+                seen = streq (needs [i], row->needs [n]);
+            if (!seen && count < max)
+                needs [count++] = row->needs [n];
+        }
+    }
+    return count;
+}

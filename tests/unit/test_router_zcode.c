@@ -104,3 +104,30 @@ Test (router_zcode, unmapped_is_reported_not_guessed)
     //  An empty table maps nothing
     cr_assert_eq (router_zcode_lookup (NULL, 0, "Z59.0", &row, NULL), ROUTER_ZCODE_UNMAPPED);
 }
+
+Test (router_zcode, needs_of_several_codes)
+{
+    const char *codes [] = { "Z59.0", "z5961", "Z59.3", "I10", "Z63.6", "Z59.0", "junk" };
+    const char *needs [8];
+    router_zcode_result_t results [7];
+    size_t n = router_zcode_needs (s_map, S_NMAP, codes, 7, needs, 8, results);
+    //  Union in first-seen order: Z59.0's two, Z59.6's income, Z63.6's two; no repeats
+    cr_assert_eq (n, 5);
+    cr_assert_str_eq (needs [0], "homelessness");
+    cr_assert_str_eq (needs [1], "housing");
+    cr_assert_str_eq (needs [2], "income");
+    cr_assert_str_eq (needs [3], "home_care");
+    cr_assert_str_eq (needs [4], "caregiver_support");
+    router_zcode_result_t expected [] = {
+        ROUTER_ZCODE_MAPPED, ROUTER_ZCODE_MAPPED, ROUTER_ZCODE_UNMAPPED,
+        ROUTER_ZCODE_OUT_OF_RANGE, ROUTER_ZCODE_MAPPED, ROUTER_ZCODE_MAPPED,
+        ROUTER_ZCODE_INVALID
+    };
+    for (int i = 0; i < 7; i++)
+        cr_assert_eq (results [i], expected [i], "%s", codes [i]);
+    //  Bounded by max; no codes, no needs
+    cr_assert_eq (router_zcode_needs (s_map, S_NMAP, codes, 7, needs, 2, NULL), 2);
+    cr_assert_eq (router_zcode_needs (s_map, S_NMAP, codes, 0, needs, 8, NULL), 0);
+    const char *unmapped [] = { "Z57.3", "Z59.3" };
+    cr_assert_eq (router_zcode_needs (s_map, S_NMAP, unmapped, 2, needs, 8, NULL), 0);
+}
