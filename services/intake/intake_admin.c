@@ -288,7 +288,7 @@ s_candidates (fs_server_t *server, int argc, char **argv)
 static const char s_lock_persons_sql [] =
     "SELECT p.id::text, coalesce (p.merged_into::text, ''),"
     " coalesce ((SELECT max (m.id) FROM intake.merges m"
-    "            WHERE m.merged_id = p.id AND m.undone_at IS NULL)::text, '')"
+    "            WHERE m.merged_id = p.id AND m.undone_at IS NULL)::text, '?')"
     " FROM intake.persons p WHERE p.id IN ($1::uuid, $2::uuid) ORDER BY p.id FOR UPDATE OF p";
 
 //  Everything of $2 moves to $1 in one statement (all parts see the same snapshot, so the
@@ -787,13 +787,22 @@ s_place (fs_server_t *server, int argc, char **argv)
     if (hood)
         snprintf (neighbourhood, sizeof neighbourhood, "%s", hood);
 
+    //  The queue row first, still open: an UPDATE re-reads a row another transaction changed
+    //  meanwhile (the join above may not), so two operators cannot both place one case
+    result = fs_pg_exec (pg, "UPDATE intake.unplaced SET resolved_at = now (), resolved_by = $3,"
+                             " resolved_centre = $2 WHERE case_id = $1::uuid"
+                             " AND resolved_at IS NULL RETURNING 1", 3,
+                         (const char *[]) { case_id, centre, by });
+    if (!result)
+        return s_failed (pg, cmd);
+    bool resolved = PQntuples (result) == 1;
+    PQclear (result);
+    if (!resolved)
+        return s_refuse (pg, cmd, "case %s was placed by someone else meanwhile", case_id);
     const char *values [3] = { case_id, centre, hood };
     if (fs_pg_run (pg, "UPDATE intake.cases SET centre_code = $2,"
                        " neighbourhood_code = coalesce ($3, neighbourhood_code)"
-                       " WHERE id = $1::uuid", 3, values)
-    ||  fs_pg_run (pg, "UPDATE intake.unplaced SET resolved_at = now (), resolved_by = $3,"
-                       " resolved_centre = $2 WHERE case_id = $1::uuid", 3,
-                   (const char *[]) { case_id, centre, by }))
+                       " WHERE id = $1::uuid", 3, values))
         return s_failed (pg, cmd);
 
     fs_case_placed_t event = { 0 };

@@ -120,10 +120,10 @@ s_read (const char *path, char *buffer, size_t size)
     unlink (path);
 }
 
-//  Runs `finestra-intake ARGS...` (argv NULL-terminated) against the test database, as an
-//  operator would; its stdout and stderr land in s_out and s_err. Returns the exit code
-static int
-s_runv (const char **args)
+//  Starts `finestra-intake ARGS...` (argv NULL-terminated) against the test database, as an
+//  operator would, its stdout and stderr into files named by tag. Returns its pid
+static pid_t
+s_spawn (const char **args, const char *tag)
 {
     char *argv [16];
     char path [512];
@@ -133,10 +133,9 @@ s_runv (const char **args)
     for (int i = 0; args [i] && argc < 15; i++)
         argv [argc++] = (char *) args [i];
     argv [argc] = NULL;
-    const char *arg = args [0];
-    char out [64], err [64];
-    snprintf (out, sizeof out, "/tmp/test_intake_merge.%d.out", getpid ());
-    snprintf (err, sizeof err, "/tmp/test_intake_merge.%d.err", getpid ());
+    char out [96], err [96];
+    snprintf (out, sizeof out, "/tmp/test_intake_merge.%d.%s.out", getpid (), tag);
+    snprintf (err, sizeof err, "/tmp/test_intake_merge.%d.%s.err", getpid (), tag);
     char *redis = fs_test_redis_url ();
     pid_t pid = fork ();
     cr_assert (pid >= 0);
@@ -156,12 +155,28 @@ s_runv (const char **args)
         _exit (127);
     }
     free (redis);
+    return pid;
+}
+
+//  Waits for what s_spawn started; its output lands in s_out and s_err. The exit code
+static int
+s_collect (pid_t pid, const char *tag)
+{
+    char out [96], err [96];
+    snprintf (out, sizeof out, "/tmp/test_intake_merge.%d.%s.out", getpid (), tag);
+    snprintf (err, sizeof err, "/tmp/test_intake_merge.%d.%s.err", getpid (), tag);
     int status = 0;
     cr_assert (waitpid (pid, &status, 0) == pid);
     s_read (out, s_out, sizeof s_out);
     s_read (err, s_err, sizeof s_err);
-    cr_assert (WIFEXITED (status), "finestra-intake %s died: %s", arg, s_err);
+    cr_assert (WIFEXITED (status), "finestra-intake died: %s", s_err);
     return WEXITSTATUS (status);
+}
+
+static int
+s_runv (const char **args)
+{
+    return s_collect (s_spawn (args, "run"), "run");
 }
 
 //  Collects the NULL-terminated arguments after `first` into args[16]
@@ -625,4 +640,46 @@ Test (intake_merge_delivery, events_reach_reporting, .timeout = 120)
                                        " WHERE outcome IS DISTINCT FROM 'applied'", 0, 20000));
     s_url = NULL;
     fs_test_suite_destroy (&suite);
+}
+
+//  A statement on a connection of the test's own (a second operator), which must succeed
+static void
+s_exec (PGconn *conn, const char *sql)
+{
+    PGresult *result = PQexec (conn, sql);
+    cr_assert (PQresultStatus (result) == PGRES_COMMAND_OK
+            || PQresultStatus (result) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage (conn));
+    PQclear (result);
+}
+
+//  Another transaction decides first and commits while the command waits for its locks: the
+//  command sees the decision and refuses instead of deciding twice
+Test (intake_merge, concurrent_decisions_serialise)
+{
+    static const char waiting [] = "SELECT count(*) FROM pg_stat_activity"
+                                   " WHERE wait_event_type = 'Lock'"
+                                   " AND datname = current_database ()";
+    PGconn *other = s_connect ();
+    s_exec (other, "BEGIN");
+    s_exec (other, "UPDATE intake.persons SET merged_into = '" C "' WHERE id = '" B "'");
+    const char *merge [] = { "merge", A, B, S_AUDIT, NULL };
+    pid_t pid = s_spawn (merge, "bg");
+    cr_assert (fs_test_pg_wait (s_url, waiting, 1, 20000), "merge did not wait for the lock");
+    s_exec (other, "COMMIT");
+    cr_expect_eq (s_collect (pid, "bg"), 2, "%s%s", s_out, s_err);
+    cr_expect (strstr (s_err, "MERGED_ID " B " is already merged into " C), "%s", s_err);
+    s_expect_text ("SELECT count(*) FROM intake.merges", "0");
+
+    s_exec (other, "BEGIN");
+    s_exec (other, "UPDATE intake.unplaced SET resolved_at = now (), resolved_by = 'joan',"
+                   " resolved_centre = 'CSS-01' WHERE case_id = '" CASE_C "'");
+    const char *place [] = { "place", CASE_C, "CSS-01", "--by", "ana", NULL };
+    pid = s_spawn (place, "bg");
+    cr_assert (fs_test_pg_wait (s_url, waiting, 1, 20000), "place did not wait for the lock");
+    s_exec (other, "COMMIT");
+    cr_expect_eq (s_collect (pid, "bg"), 2, "%s%s", s_out, s_err);
+    cr_expect (strstr (s_err, "case " CASE_C " was placed by someone else meanwhile"), "%s", s_err);
+    s_expect_text ("SELECT resolved_by FROM intake.unplaced", "joan");
+    s_expect_text ("SELECT count(*) FROM intake.outbox", "0");
+    PQfinish (other);
 }
