@@ -14,6 +14,7 @@
 #define S_BACKOFF_MAX_MS 5000
 #define S_CHANNEL        "finestra_intake_events"
 #define S_LOCK_KEY       "finestra.intake.process"
+#define S_FULL_SCAN_MS   1000
 
 //  A neighbourhood of the territory, for an explicit `neighbourhood` given by code or name
 typedef struct {
@@ -54,6 +55,9 @@ typedef struct {
     size_t nevents;                 /* claimed this round */
     char failed_ref [FS_UUID_LEN + 1];  /* the one event of a failed single-event round */
     s_json_t json;                  /* the batch as JSON, reused */
+    bool draining;                  /* the last round was full: more is waiting */
+    int64_t last_seq;               /* highest seq claimed by the last round */
+    int64_t full_scan_at;           /* mono ms of the last claim from the start */
 } s_proc_t;
 
 // ---- JSON --------------------------------------------------------------------------------
@@ -570,20 +574,35 @@ s_round (s_proc_t *self, long limit)
 
     if (fs_pg_begin (pg))
         return -1;
-    if (s_load_rules (self) || s_load_hoods (self))
+    //  The claim below must walk the partial index in seq order. Statistics of a table that
+    //  just received a backlog are stale (autovacuum analyzes a minute later at best), and
+    //  the planner then sorts the whole backlog for every batch (33 ms a claim, measured);
+    //  process_batch restores both settings
+    if (s_load_rules (self) || s_load_hoods (self)
+    ||  fs_pg_run (pg, "SELECT set_config ('enable_seqscan', 'off', true),"
+                       " set_config ('enable_bitmapscan', 'off', true)", 0, NULL))
         goto done;
     //  Replicas take turns (the registry must see each batch's files before the next); the
     //  row locks make claiming safe on their own, the advisory lock keeps matching sound
-    char lim [24];
+    //  While draining a backlog, rounds start after the last seq claimed: the index entries
+    //  of events just processed are not skipped again and again. At least once a second, and
+    //  whenever the queue looked empty, from the start: an event stored by a transaction
+    //  that committed late (a lower seq) is never left behind
+    int64_t now = fs_mono_ms ();
+    bool resume = self->draining && now - self->full_scan_at < S_FULL_SCAN_MS;
+    if (!resume)
+        self->full_scan_at = now;
+    char lim [24], after [24];
     snprintf (lim, sizeof lim, "%ld", limit);
-    const char *values [2] = { S_LOCK_KEY, lim };
+    snprintf (after, sizeof after, "%lld", resume ? (long long) self->last_seq : 0LL);
+    const char *values [3] = { S_LOCK_KEY, lim, after };
     result = fs_pg_execb (pg,
         "WITH l AS (SELECT pg_try_advisory_xact_lock (hashtext ($1)) AS ok)"
         " SELECT e.ref::text, e.event,"
-        "        extract (epoch FROM now () - e.received_at)::float8::text"
-        " FROM intake.events e, l WHERE l.ok AND e.processed_at IS NULL"
+        "        extract (epoch FROM now () - e.received_at)::float8::text, e.seq::text"
+        " FROM intake.events e, l WHERE l.ok AND e.processed_at IS NULL AND e.seq > $3::bigint"
         " ORDER BY e.seq LIMIT $2::int FOR UPDATE OF e SKIP LOCKED",
-        2, values, NULL, NULL, 1);
+        3, values, NULL, NULL, 1);
     if (!result)
         goto done;
     int n = PQntuples (result);
@@ -597,8 +616,11 @@ s_round (s_proc_t *self, long limit)
         else
             s_event_triage (self, ev);
     }
-    if (n > 0)
+    if (n > 0) {
         fs_histogram_observe (args->lag, atof (PQgetvalue (result, 0, 2)));
+        self->last_seq = atoll (PQgetvalue (result, n - 1, 3));
+    }
+    self->draining = n == limit;
     PQclear (result);
     result = NULL;
     if (n == 0) {
@@ -621,8 +643,8 @@ s_round (s_proc_t *self, long limit)
     }
     json->buf [--json->len] = 0;            //  the comma after the array
     const char *batch [1] = { json->buf };
-    result = fs_pg_exec (pg, "SELECT i, person_id::text, case_id::text, centre, hood,"
-                             " consent_id::text, consent_status, consent_purpose"
+    result = fs_pg_exec (pg, "SELECT o_i, o_person::text, o_case::text, o_centre, o_hood,"
+                             " o_consent::text, o_consent_status, o_consent_purpose"
                              " FROM intake.process_batch ($1::jsonb)", 1, batch);
     if (!result)
         goto done;
@@ -664,8 +686,10 @@ done:
     free (items);
     if (result)
         PQclear (result);
-    if (rc < 0)
+    if (rc < 0) {
         fs_pg_rollback (pg);
+        self->draining = false;     //  what it claimed is unprocessed again: start over
+    }
     return rc;
 }
 
