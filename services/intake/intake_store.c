@@ -43,16 +43,26 @@ s_array_add (s_array_t *self, const char *value, size_t len)
     return 0;
 }
 
-//  Appends bytes as one hex element (no quoting needed)
+//  Appends a number as one element (no quoting needed)
 static int
-s_array_add_hex (s_array_t *self, const char *bytes, size_t len)
+s_array_add_int (s_array_t *self, int64_t value)
 {
-    if (s_array_reserve (self, len * 2 + 2))
+    if (s_array_reserve (self, 24))
         return -1;
     char sep = self->len ? ',' : '{';
     self->buf [self->len++] = sep;
-    sodium_bin2hex (self->buf + self->len, len * 2 + 1, (const unsigned char *) bytes, len);
-    self->len += len * 2;
+    self->len += (size_t) snprintf (self->buf + self->len, 22, "%lld", (long long) value);
+    return 0;
+}
+
+//  Appends raw bytes (the events, sent as one binary parameter)
+static int
+s_array_add_bytes (s_array_t *self, const char *bytes, size_t len)
+{
+    if (s_array_reserve (self, len))
+        return -1;
+    memcpy (self->buf + self->len, bytes, len);
+    self->len += len;
     return 0;
 }
 
@@ -106,13 +116,15 @@ intake_item_clear (intake_item_t *item)
     memset (item, 0, sizeof *item);
 }
 
-//  INSERT every item; those not inserted are looked up after
+//  INSERT every item; those not inserted are looked up after. The events' bytes come as ONE
+//  binary parameter ($7, all of them end to end) cut by position and length: no hex
+//  encoding here nor decoding in PostgreSQL
 static const char s_insert_sql [] =
     "INSERT INTO intake.events (ref, source, external_id, type, occurred_at, content_hash, event)"
-    " SELECT r::uuid, s, x, t, timestamptz 'epoch' + o::bigint * interval '1 millisecond', h,"
-    "        decode (e, 'hex')"
-    " FROM unnest ($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-    "              $7::text[]) AS u (r, s, x, t, o, h, e)"
+    " SELECT r::uuid, s, x, t, timestamptz 'epoch' + o * interval '1 millisecond', h,"
+    "        substring ($7::bytea FROM p FOR l)"
+    " FROM unnest ($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],"
+    "              $8::int[], $9::int[]) AS u (r, s, x, t, o, h, p, l)"
     " ON CONFLICT (source, external_id) DO NOTHING RETURNING ref::text";
 
 //  The rows that were there already (or came earlier in the same batch)
@@ -197,7 +209,9 @@ intake_store_batch (fs_server_t *server, fs_pg_t *pg, intake_item_t *items, size
     assert (items || n == 0);
     if (n == 0)
         return 0;
-    s_array_t columns [7] = { { 0 } };
+    //  Columns as array literals, but the events' bytes raw, with their positions and lengths
+    enum { C_EVENTS = 6, C_COLUMNS = 9 };
+    s_array_t columns [C_COLUMNS] = { { 0 } };
     zhash_t *by_ref = zhash_new ();
     intake_item_t **order = (intake_item_t **) malloc (n * sizeof *order);
     int rc = -1;
@@ -217,26 +231,31 @@ intake_store_batch (fs_server_t *server, fs_pg_t *pg, intake_item_t *items, size
         int64_t ms = 0;
         if (fs_rfc3339_parse (item->event.occurred_at, &ms))
             goto done;          //  validated before: cannot happen
-        char occurred [24];
-        snprintf (occurred, sizeof occurred, "%lld", (long long) ms);
-        const char *text [6] = { item->ref, item->event.source, item->event.id, item->event.type,
-                                 occurred, item->hash };
-        for (int c = 0; c < 6; c++)
+        const char *text [4] = { item->ref, item->event.source, item->event.id, item->event.type };
+        for (int c = 0; c < 4; c++)
             if (s_array_add (&columns [c], text [c], strlen (text [c])))
                 goto done;
-        if (s_array_add_hex (&columns [6], item->bytes, item->len)
+        if (s_array_add_int (&columns [4], ms)
+        ||  s_array_add (&columns [5], item->hash, strlen (item->hash))
+        ||  s_array_add_int (&columns [7], (int64_t) columns [C_EVENTS].len + 1)
+        ||  s_array_add_int (&columns [8], (int64_t) item->len)
+        ||  s_array_add_bytes (&columns [C_EVENTS], item->bytes, item->len)
         ||  zhash_insert (by_ref, item->ref, item))
             goto done;
     }
-    const char *values [7];
-    for (int c = 0; c < 7; c++)
-        if (!(values [c] = s_array_end (&columns [c])))
+    const char *values [C_COLUMNS];
+    int lengths [C_COLUMNS] = { 0 }, formats [C_COLUMNS] = { 0 };
+    for (int c = 0; c < C_COLUMNS; c++)
+        if (c != C_EVENTS && !(values [c] = s_array_end (&columns [c])))
             goto done;
+    values [C_EVENTS] = columns [C_EVENTS].buf;
+    lengths [C_EVENTS] = (int) columns [C_EVENTS].len;
+    formats [C_EVENTS] = 1;
 
     if (fs_pg_begin (pg))
         goto done;
     open = true;
-    PGresult *result = fs_pg_exec (pg, s_insert_sql, 7, values);
+    PGresult *result = fs_pg_execb (pg, s_insert_sql, C_COLUMNS, values, lengths, formats, 0);
     if (!result)
         goto done;
     for (int row = 0; row < PQntuples (result); row++) {
@@ -259,7 +278,7 @@ done:
             items [i].outcome = INTAKE_PENDING;
             items [i].ref [0] = 0;
         }
-    for (int c = 0; c < 7; c++)
+    for (int c = 0; c < C_COLUMNS; c++)
         free (columns [c].buf);
     zhash_destroy (&by_ref);
     free (order);
