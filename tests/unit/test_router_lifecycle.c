@@ -220,3 +220,44 @@ Test (router_lifecycle, errors_say_what_is_allowed)
     cr_assert_eq (router_actor_parse ("target"), ROUTER_ACTOR_TARGET);
     cr_assert_eq (router_actor_parse ("both"), -1);
 }
+
+//  docs/ARCHITECTURE.md shows the table; it must say what the code does
+Test (router_lifecycle, the_architecture_doc_shows_this_table)
+{
+    char expected [4096] = "  | from | to (who; **R** = reason required) |\n  |---|---|\n";
+    char finals [256] = "";
+    for (int f = 0; f < ROUTER_ST_COUNT; f++) {
+        char line [512];
+        size_t used = snprintf (line, sizeof line, "  | %s |",
+                                router_status_name ((router_status_t) f));
+        size_t start = used;
+        for (size_t i = 0; i < router_ntransitions; i++) {
+            const router_transition_t *t = &router_transitions [i];
+            if ((int) t->from != f)
+                continue;
+            const char *who = t->who == ROUTER_ACTOR_BOTH ? "both"
+                            : t->who == ROUTER_ACTOR_TARGET ? "target" : "requester";
+            used += snprintf (line + used, sizeof line - used, "%s %s (%s%s)",
+                              used > start ? "," : "", router_status_name (t->to), who,
+                              t->reason_required ? ", R" : "");
+        }
+        if (used == start)
+            snprintf (finals + strlen (finals), sizeof finals - strlen (finals), "%s%s",
+                      *finals ? ", " : "", router_status_name ((router_status_t) f));
+        else
+            snprintf (expected + strlen (expected), sizeof expected - strlen (expected),
+                      "%s |\n", line);
+    }
+    snprintf (expected + strlen (expected), sizeof expected - strlen (expected),
+              "  | %s | none: final |\n", finals);
+    char path [512];
+    snprintf (path, sizeof path, "%s/docs/ARCHITECTURE.md", FS_TEST_SOURCE_DIR);
+    FILE *file = fopen (path, "r");
+    cr_assert (file, "%s", path);
+    static char doc [200000];
+    size_t n = fread (doc, 1, sizeof doc - 1, file);
+    doc [n] = 0;
+    fclose (file);
+    cr_assert (strstr (doc, expected), "docs/ARCHITECTURE.md lacks the transition table as"
+               " the code has it:\n%s", expected);
+}
