@@ -10,6 +10,8 @@ struct fs_pg_s {
     bool lost;                  /* the last failure was the connection, not the statement */
     char sqlstate [6];          /* of the last failed statement, "" when none */
     char error [1024];          /* last error, "" when none */
+    char prepared [8][32];      /* names prepared on this connection (fs_pg_execp) */
+    int nprepared;              /* how many; 0 again on every new connection */
 };
 
 //  Sets the error as one line: libpq's messages span several, with tabs
@@ -99,6 +101,7 @@ s_try_connect (fs_pg_t *self)
 {
     PQfinish (self->conn);
     self->in_tx = false;
+    self->nprepared = 0;        //  prepared statements die with their session
     //  Keywords before dbname are defaults the URL (expanded from dbname) can override
     const char *const keywords [] = {
         "fallback_application_name", "connect_timeout", "dbname", NULL
@@ -320,6 +323,37 @@ fs_pg_execb (fs_pg_t *self, const char *sql, int nparams, const char *const *val
     PGresult *result = PQexecParams (self->conn, sql, nparams, NULL, values, lengths, formats,
                                      result_format);
     return s_check (self, result, sql);
+}
+
+PGresult *
+fs_pg_execp (fs_pg_t *self, const char *name, const char *sql, int nparams,
+             const char *const *values, const int *lengths, const int *formats,
+             int result_format)
+{
+    assert (self);
+    assert (name && *name && strlen (name) < sizeof self->prepared [0]);
+    assert (sql);
+    assert (nparams >= 0 && (nparams == 0 || values));
+    s_clear (self);
+    if (s_ready (self))
+        return NULL;
+    int known = 0;
+    while (known < self->nprepared && !streq (self->prepared [known], name))
+        known++;
+    if (known == self->nprepared) {
+        //  Past the table's size: plain PQexecParams, parsed every time but correct
+        if (self->nprepared == (int) (sizeof self->prepared / sizeof self->prepared [0]))
+            return s_check (self, PQexecParams (self->conn, sql, nparams, NULL, values,
+                                                lengths, formats, result_format), sql);
+        PGresult *result = s_check (self, PQprepare (self->conn, name, sql, nparams, NULL),
+                                    sql);
+        if (!result)
+            return NULL;
+        PQclear (result);
+        snprintf (self->prepared [self->nprepared++], sizeof self->prepared [0], "%s", name);
+    }
+    return s_check (self, PQexecPrepared (self->conn, name, nparams, values, lengths, formats,
+                                          result_format), sql);
 }
 
 PGresult *

@@ -30,6 +30,12 @@ PGresult *fs_pg_exec (fs_pg_t *self, const char *sql, int nparams, const char *c
 /* As fs_pg_exec with lengths and formats (1 = binary) per parameter, e.g. for bytea. */
 PGresult *fs_pg_execb (fs_pg_t *self, const char *sql, int nparams, const char *const *values,
                        const int *lengths, const int *formats, int result_format);
+/* As fs_pg_execb, through a statement prepared once per session under `name` (always the
+   same program-owned sql for a name): parsed and planned once, not every call. Prepared
+   again after a reconnection; up to 8 names per connection (more run unprepared). */
+PGresult *fs_pg_execp (fs_pg_t *self, const char *name, const char *sql, int nparams,
+                       const char *const *values, const int *lengths, const int *formats,
+                       int result_format);
 /* fs_pg_exec, result cleared: 0 or -1. */
 int fs_pg_run (fs_pg_t *self, const char *sql, int nparams, const char *const *values);
 /* SQLSTATE of the last failed statement ("" when none), e.g. "23505" unique violation. */

@@ -317,6 +317,41 @@ Test (fs_pg, reconnects_after_backend_killed)
     fs_pg_destroy (&pg);
 }
 
+Test (fs_pg, prepared_statements_are_reused_and_survive_reconnection)
+{
+    fs_pg_t *pg = s_connected ();
+    const char *sql = "SELECT $1::int + 1";
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 3; i++) {
+            char param [8];
+            snprintf (param, sizeof param, "%d", i * 10);
+            const char *values [1] = { param };
+            PGresult *result = fs_pg_execp (pg, "plus_one", sql, 1, values, NULL, NULL, 0);
+            cr_assert (result, "%s", fs_pg_error (pg));
+            cr_assert_eq (atoi (PQgetvalue (result, 0, 0)), i * 10 + 1);
+            PQclear (result);
+        }
+        //  Prepared once on this session, not per call
+        char *count = s_value (pg, "SELECT count(*) FROM pg_prepared_statements"
+                                   " WHERE name = 'plus_one'", 0, NULL);
+        cr_assert_str_eq (count, "1");
+        free (count);
+        if (round == 0) {
+            //  A new session has no prepared statements: the loss is reported, then the
+            //  statement is prepared again
+            s_kill_backend (pg);
+            cr_assert_null (fs_pg_execp (pg, "plus_one", sql, 1, (const char *[]) { "1" },
+                                         NULL, NULL, 0));
+            cr_assert (fs_pg_lost (pg), "%s", fs_pg_error (pg));
+        }
+    }
+    //  A statement error is reported like fs_pg_exec's, SQLSTATE and all
+    cr_assert_null (fs_pg_execp (pg, "bad", "SELECT 1/$1::int", 1, (const char *[]) { "0" },
+                                 NULL, NULL, 0));
+    cr_assert_str_eq (fs_pg_sqlstate (pg), "22012");
+    fs_pg_destroy (&pg);
+}
+
 Test (fs_pg, loss_inside_transaction_is_never_hidden)
 {
     fs_pg_t *pg = s_connected ();
