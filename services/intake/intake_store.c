@@ -255,7 +255,8 @@ intake_store_batch (fs_server_t *server, fs_pg_t *pg, intake_item_t *items, size
     if (fs_pg_begin (pg))
         goto done;
     open = true;
-    PGresult *result = fs_pg_execb (pg, s_insert_sql, C_COLUMNS, values, lengths, formats, 0);
+    PGresult *result = fs_pg_execp (pg, "intake_store_insert", s_insert_sql, C_COLUMNS, values,
+                                    lengths, formats, 0);
     if (!result)
         goto done;
     for (int row = 0; row < PQntuples (result); row++) {
