@@ -521,9 +521,8 @@ s_on_ingest (zloop_t *loop, zsock_t *router, void *arg)
     }
     size_t n = 0, nitems = 0;
     while (n < S_BATCH_MAX) {
-        //  The first is known to be there; the rest only if already waiting
-        if (n > 0 && !(zsock_events (router) & ZMQ_POLLIN))
-            break;
+        //  The first is known to be there; the rest only if already waiting (the socket's
+        //  receive timeout is 0: NULL when none, without asking ZMQ_EVENTS per message)
         zmsg_t *msg = zmsg_recv (router);
         if (!msg)
             break;
@@ -588,6 +587,7 @@ intake_ingest_start (fs_server_t *server)
     }
     fs_zmq_tune (s_self.ingest, config);
     zsock_set_router_mandatory (s_self.ingest, 1);
+    zsock_set_rcvtimeo (s_self.ingest, 0);
     //  Far larger than the limit is dropped by libzmq (peer disconnected) before we
     //  allocate it; up to twice the limit gets a `too_large` receipt
     zsock_set_maxmsgsize (s_self.ingest, (int) (config->intake_max_bytes * 2));
