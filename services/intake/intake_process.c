@@ -58,6 +58,10 @@ typedef struct {
     bool draining;                  /* the last round was full: more is waiting */
     int64_t last_seq;               /* highest seq claimed by the last round */
     int64_t full_scan_at;           /* mono ms of the last claim from the start */
+    bool gate;                      /* may hold the gate (session lock) */
+    char why [512];                 /* the last failed round: its error */
+    char sqlstate [8];              /* its SQLSTATE */
+    bool lost;                      /* it lost the connection */
 } s_proc_t;
 
 // ---- JSON --------------------------------------------------------------------------------
@@ -556,6 +560,18 @@ s_emits_build (s_event_t *ev, PGresult *result, int row, s_emits_t *e, fs_outbox
 
 // ---- a round: claim, apply, mark, emit, commit -------------------------------------------
 
+//  Releases the gate after a round that did not reach process_batch: a session lock outlives
+//  the rollback. (A lost connection released it already.)
+static void
+s_open_gate (s_proc_t *self)
+{
+    if (!self->gate)
+        return;
+    self->gate = false;
+    if (fs_pg_ok (self->pg))
+        fs_pg_run (self->pg, "SELECT pg_advisory_unlock_all ()", 0, NULL);
+}
+
 //  Claims and applies up to limit events in one transaction. The number claimed, or -1 when
 //  the database failed (then everything was rolled back)
 static int
@@ -578,12 +594,16 @@ s_round (s_proc_t *self, long limit)
     //  just received a backlog are stale (autovacuum analyzes a minute later at best), and
     //  the planner then sorts the whole backlog for every batch (33 ms a claim, measured);
     //  process_batch restores both settings
-    if (s_load_rules (self) || s_load_hoods (self)
-    ||  fs_pg_run (pg, "SELECT set_config ('enable_seqscan', 'off', true),"
-                       " set_config ('enable_bitmapscan', 'off', true)", 0, NULL))
+    //  The gate (a session lock, see 007_process_workers.sql): held from before the claim
+    //  until process_batch has locked the batch's people, so workers (and replicas) lock
+    //  people in claim order and each person's events are applied in seq order
+    if (s_load_rules (self) || s_load_hoods (self))
         goto done;
-    //  Replicas take turns (the registry must see each batch's files before the next); the
-    //  row locks make claiming safe on their own, the advisory lock keeps matching sound
+    self->gate = true;
+    if (fs_pg_run (pg, "SELECT set_config ('enable_seqscan', 'off', true),"
+                       " set_config ('enable_bitmapscan', 'off', true),"
+                       " pg_advisory_lock (hashtext ('" S_LOCK_KEY "'))", 0, NULL))
+        goto done;
     //  While draining a backlog, rounds start after the last seq claimed: the index entries
     //  of events just processed are not skipped again and again. At least once a second, and
     //  whenever the queue looked empty, from the start: an event stored by a transaction
@@ -595,14 +615,13 @@ s_round (s_proc_t *self, long limit)
     char lim [24], after [24];
     snprintf (lim, sizeof lim, "%ld", limit);
     snprintf (after, sizeof after, "%lld", resume ? (long long) self->last_seq : 0LL);
-    const char *values [3] = { S_LOCK_KEY, lim, after };
+    const char *values [2] = { lim, after };
     result = fs_pg_execb (pg,
-        "WITH l AS (SELECT pg_try_advisory_xact_lock (hashtext ($1)) AS ok)"
-        " SELECT e.ref::text, e.event,"
-        "        extract (epoch FROM now () - e.received_at)::float8::text, e.seq::text"
-        " FROM intake.events e, l WHERE l.ok AND e.processed_at IS NULL AND e.seq > $3::bigint"
-        " ORDER BY e.seq LIMIT $2::int FOR UPDATE OF e SKIP LOCKED",
-        3, values, NULL, NULL, 1);
+        "SELECT e.ref::text, e.event,"
+        "       extract (epoch FROM now () - e.received_at)::float8::text, e.seq::text"
+        " FROM intake.events e WHERE e.processed_at IS NULL AND e.seq > $2::bigint"
+        " ORDER BY e.seq LIMIT $1::int FOR UPDATE SKIP LOCKED",
+        2, values, NULL, NULL, 1);
     if (!result)
         goto done;
     int n = PQntuples (result);
@@ -625,6 +644,7 @@ s_round (s_proc_t *self, long limit)
     result = NULL;
     if (n == 0) {
         fs_pg_rollback (pg);
+        s_open_gate (self);
         return 0;
     }
     if (n == 1)
@@ -648,6 +668,7 @@ s_round (s_proc_t *self, long limit)
                              " FROM intake.process_batch ($1::jsonb)", 1, batch);
     if (!result)
         goto done;
+    self->gate = false;                     //  process_batch opened it
     int rows = PQntuples (result);
     emits = (s_emits_t *) calloc ((size_t) rows + 1, sizeof *emits);
     items = (fs_outbox_item_t *) calloc ((size_t) rows * 4 + 1, sizeof *items);
@@ -687,7 +708,12 @@ done:
     if (result)
         PQclear (result);
     if (rc < 0) {
+        //  What failed, kept before the rollback and the unlock run statements of their own
+        snprintf (self->why, sizeof self->why, "%s", fs_pg_error (pg));
+        snprintf (self->sqlstate, sizeof self->sqlstate, "%s", fs_pg_sqlstate (pg));
+        self->lost = fs_pg_lost (pg);
         fs_pg_rollback (pg);
+        s_open_gate (self);
         self->draining = false;     //  what it claimed is unprocessed again: start over
     }
     return rc;
@@ -696,10 +722,10 @@ done:
 //  A data error is the event's own (it would fail again): worth isolating and marking.
 //  Anything else (connection, lock, resources, a bug in the SQL) is retried with back-off
 static bool
-s_event_fault (fs_pg_t *pg)
+s_event_fault (s_proc_t *self)
 {
-    const char *state = fs_pg_sqlstate (pg);
-    return !fs_pg_lost (pg) && (strncmp (state, "22", 2) == 0 || strncmp (state, "23", 2) == 0);
+    const char *state = self->sqlstate;
+    return !self->lost && (strncmp (state, "22", 2) == 0 || strncmp (state, "23", 2) == 0);
 }
 
 //  Marks the one event a single-event round failed on, with the database's error
@@ -778,7 +804,14 @@ intake_process_actor (zsock_t *pipe, void *varg)
     while (!terminated) {
         if (due && fs_mono_ms () >= next_try) {
             long limit = isolate > 0 ? 1 : batch;
-            int rc = s_listen (self) ? -1 : s_round (self, limit);
+            int rc = -1;
+            if (s_listen (self) == 0)
+                rc = s_round (self, limit);
+            else {
+                snprintf (self->why, sizeof self->why, "%s", fs_pg_error (self->pg));
+                self->sqlstate [0] = 0;
+                self->lost = true;
+            }
             if (rc >= 0) {
                 backoff = 0;
                 due = rc == limit || isolate > 0;
@@ -786,17 +819,16 @@ intake_process_actor (zsock_t *pipe, void *varg)
                     isolate--;
             }
             else {
-                char why [512];
-                snprintf (why, sizeof why, "%s", fs_pg_error (self->pg));
+                const char *why = self->why;
                 fs_counter_add (self->args->failures, 1);
-                if (s_event_fault (self->pg) && limit > 1) {
+                if (s_event_fault (self) && limit > 1) {
                     //  One event of the batch is at fault: find it, one by one
                     fs_warn ("processing batch failed: retrying its events one by one",
                              "reason", why);
                     isolate = limit;
                 }
                 else
-                if (s_event_fault (self->pg) && self->failed_ref [0]
+                if (s_event_fault (self) && self->failed_ref [0]
                 &&  s_mark_failed (self, why) == 0) {
                     if (isolate > 0)
                         isolate--;
@@ -850,8 +882,9 @@ intake_process_actor (zsock_t *pipe, void *varg)
 
 // ---- the service's hooks -----------------------------------------------------------------
 
+#define S_MAX_WORKERS 16
 static intake_process_args_t s_args;    //  one processor per process
-static zactor_t *s_actor;
+static zactor_t *s_actors [S_MAX_WORKERS];
 
 int
 intake_process_init (fs_server_t *server)
@@ -883,11 +916,11 @@ intake_process_start (fs_server_t *server)
     }
     s_args.config = config;
     s_args.routes = fs_server_routes (server);
-    s_actor = zactor_new (intake_process_actor, &s_args);
-    if (!s_actor) {
-        fs_error ("processor did not start");
-        return -1;
-    }
+    for (long i = 0; i < config->intake_process_workers && i < S_MAX_WORKERS; i++)
+        if (!(s_actors [i] = zactor_new (intake_process_actor, &s_args))) {
+            fs_error ("processor did not start");
+            return -1;
+        }
     return 0;
 }
 
@@ -895,5 +928,6 @@ void
 intake_process_stop (fs_server_t *server)
 {
     //  Whatever it was doing is rolled back: the events stay unprocessed for next time
-    zactor_destroy (&s_actor);
+    for (size_t i = 0; i < S_MAX_WORKERS; i++)
+        zactor_destroy (&s_actors [i]);
 }
