@@ -56,11 +56,12 @@ void intake_curve_destroy (intake_curve_t **self_p);
    -1 otherwise (then the receipt is `source_mismatch`). */
 int intake_curve_check_source (intake_curve_t *self, zframe_t *frame, const char *source);
 
-/* intake_process.c: what intake does with an accepted event, after the receipt. An actor with
-   its own PostgreSQL connection claims unprocessed events in seq order (FOR UPDATE SKIP
-   LOCKED), applies each (registry, households, consent, triage, assignment, cases), marks
-   them processed and emits the internal events, in ONE transaction per batch. It wakes on
-   the NOTIFY a stored batch sends and on a poll timer. FINESTRA_INTAKE_PROCESS=off: not run. */
+/* intake_process.c: what intake does with an accepted event, after the receipt.
+   FINESTRA_INTAKE_PROCESS_WORKERS actors, each with its own PostgreSQL connection, claim
+   unprocessed events in seq order (FOR UPDATE SKIP LOCKED), apply each (registry,
+   households, consent, triage, assignment, cases), mark them processed and emit the internal
+   events, in ONE transaction per batch. They wake on the NOTIFY a stored batch sends and on a
+   poll timer. FINESTRA_INTAKE_PROCESS=off: not run. docs/ARCHITECTURE.md has the design. */
 typedef struct {
     const fs_config_t *config;      /* settings (not owned) */
     fs_routes_t *routes;            /* who consumes what we emit (not owned) */
