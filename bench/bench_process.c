@@ -94,9 +94,14 @@ s_event (const char *tag, int run, long i, long people)
     static const char *family [] = { "Puig i Ferrer", "García López", "El Amrani", "Vidal Roca",
                                      "Sánchez de la Torre", "Chen", "Martí Soler", "Diallo",
                                      "Fernández Ruiz", "Ortega i Pons", "Khan", "Rovira" };
+    //  A second family name per run: people of different runs never share names and birth
+    //  date (each would be a match candidate of the other, work no real stream does per file)
+    static const char *second [16] = { "Abad", "Bosch", "Casals", "Duran", "Esteve", "Font",
+                                       "Gil", "Homs", "Iglesias", "Jové", "Llull", "Mas", "Nadal",
+                                       "Oliva", "Pujol", "Riera" };
     int t = (int) (i % 10);
     long p = ((t == 9 ? i - 1 : i) * 7919) % people;
-    char id [96], now [32], dni [16], ref [112], date [16], birth [16];
+    char id [96], now [32], dni [16], ref [112], date [16], birth [16], surnames [96];
     snprintf (id, sizeof id, "%s-%ld", tag, i);
     snprintf (ref, sizeof ref, "ref-%s-%ld", tag, t == 9 ? i - 1 : i);
     fs_rfc3339 (fs_now_ms (), now);
@@ -125,7 +130,8 @@ s_event (const char *tag, int run, long i, long people)
     s_str (&pk, "doc_type");    s_str (&pk, "DNI");
     s_str (&pk, "doc_number");  s_str (&pk, dni);
     s_str (&pk, "given_name");  s_str (&pk, given [p % 12]);
-    s_str (&pk, "family_name"); s_str (&pk, family [(p / 12) % 12]);
+    snprintf (surnames, sizeof surnames, "%s %s", family [(p / 12) % 12], second [run % 16]);
+    s_str (&pk, "family_name"); s_str (&pk, surnames);
     s_str (&pk, "birth_date");  s_str (&pk, birth);
     s_str (&pk, "address");     s_address (&pk, p);
     s_str (&pk, "data");
@@ -782,9 +788,13 @@ main (int argc, char **argv)
     PQclear (result);
     char run_tag [16];
     snprintf (run_tag, sizeof run_tag, "p%08x", randombytes_random ());
+    const char *workers = getenv ("FINESTRA_INTAKE_PROCESS_WORKERS");
+    const char *batch = getenv ("FINESTRA_INTAKE_PROCESS_BATCH");
     printf ("bench_process: backlog %d events; paced %d/s x %d s; %d publishers x window %d;"
-            " %d repetitions; synchronous_commit=%s\n", options.events, options.rate,
-            options.seconds, options.publishers, options.window, options.reps, sync_commit);
+            " %d repetitions; synchronous_commit=%s; processor workers %s, batch %s\n",
+            options.events, options.rate, options.seconds, options.publishers, options.window,
+            options.reps, sync_commit, workers ? workers : "(default)",
+            batch ? batch : "(default)");
     fflush (stdout);
 
     int reps = options.reps, failed = 0;

@@ -429,6 +429,8 @@ Test (intake_stream, kill_9_during_a_retrying_stream, .timeout = 300)
 
     fs_test_suite_t *suite = fs_test_suite_new ("stream");
     fs_test_suite_setenv (suite, "FINESTRA_INTAKE_PROCESS", "on");
+    //  Small batches: more transactions for a kill to land in, workers overlapping more
+    fs_test_suite_setenv (suite, "FINESTRA_INTAKE_PROCESS_BATCH", "50");
     //  No consumer runs: re-sends put off, so the relay does not compete for the database
     fs_test_suite_setenv (suite, "FINESTRA_RELAY_RETRY_MS", "3600000");
     fs_test_suite_setenv (suite, "FINESTRA_LOG_LEVEL", "info");
@@ -468,7 +470,7 @@ Test (intake_stream, kill_9_during_a_retrying_stream, .timeout = 300)
         zpoller_add (poller, actors [i]);
     }
     //  Kill -9 every 150-600 ms while the stream runs, restart at once
-    int kills = 0, kills_in_stream = 0, running = S_PUBLISHERS;
+    int kills = 0, kills_in_stream = 0, in_transaction = 0, running = S_PUBLISHERS;
     while (kills < S_KILLS || running > 0) {
         int delay = 150 + rand () % 451;
         zsock_t *which = NULL;
@@ -484,6 +486,11 @@ Test (intake_stream, kill_9_during_a_retrying_stream, .timeout = 300)
         }
         cr_assert (!running || !zpoller_terminated (poller));
         if (kills < S_KILLS) {
+            //  Whether intake had a transaction open just now (storing or processing)
+            in_transaction += fs_test_pg_long (suite->pg_url,
+                "SELECT (count(*) > 0)::int FROM pg_stat_activity WHERE datname ="
+                " current_database () AND xact_start IS NOT NULL AND pid <> pg_backend_pid ()")
+                == 1;
             cr_assert_eq (fs_test_suite_stop (suite, "intake", SIGKILL, 5000), 128 + SIGKILL);
             kills++;
             kills_in_stream += running > 0;
@@ -504,9 +511,10 @@ Test (intake_stream, kill_9_during_a_retrying_stream, .timeout = 300)
         duplicates += events [n].duplicate;
     }
     //  A duplicate that was no deliberate re-send: stored, then the receipt was lost to a kill
-    fprintf (stderr, "test_intake_stream: %d kills (%d during the stream), %d timeouts,"
-             " %d unavailable, %ld duplicate receipts: %ld deliberate re-sends, %ld after a"
-             " receipt lost to a kill\n", kills, kills_in_stream, timeouts, unavailable,
+    fprintf (stderr, "test_intake_stream: %d kills (%d during the stream, %d with a"
+             " transaction of intake open a moment before), %d timeouts, %d unavailable,"
+             " %ld duplicate receipts: %ld deliberate re-sends, %ld after a receipt lost to"
+             " a kill\n", kills, kills_in_stream, in_transaction, timeouts, unavailable,
              duplicates, resent, duplicates - resent);
     cr_assert_geq (kills_in_stream, 1, "the stream ended before any kill");
     cr_assert_geq (resent, 1);
