@@ -3,6 +3,7 @@
 #define ROUTER_H_INCLUDED
 
 #include "router_rules.h"
+#include "router_feed.h"
 
 /* `load-directory SERVICES_CSV [NEEDS_CSV | ZCODES_CSV | TERRITORY_CSV ...]`: the
    territory, the need vocabulary, the Z-code mapping and the services, in one transaction;
