@@ -47,6 +47,8 @@ fs_test_suite_new (const char *name)
     self->ingest_port = fs_test_free_port ();
     snprintf (self->ingest_endpoint, sizeof self->ingest_endpoint, "tcp://127.0.0.1:%d",
               self->ingest_port);
+    snprintf (self->feed_endpoint, sizeof self->feed_endpoint, "tcp://127.0.0.1:%d",
+              fs_test_free_port ());
     snprintf (self->log_dir, sizeof self->log_dir, "/tmp/finestra-test-%s-%d", name, getpid ());
     mkdir (self->log_dir, 0755);
     return self;
@@ -77,6 +79,7 @@ s_child_env (fs_test_suite_t *self, int index)
     snprintf (value, sizeof value, "%d", self->http_ports [index]);
     setenv ("FINESTRA_HTTP_PORT", value, 1);
     setenv ("FINESTRA_INTAKE_ENDPOINT", self->ingest_endpoint, 1);
+    setenv ("FINESTRA_ROUTER_FEED_ENDPOINT", self->feed_endpoint, 1);
     setenv ("FINESTRA_RELAY_RETRY_MS", "300", 1);       //  quick re-sends keep tests short
     setenv ("FINESTRA_PG_CONNECT_TIMEOUT_MS", "10000", 1);
     setenv ("FINESTRA_LOG_LEVEL", "debug", 1);

@@ -23,6 +23,7 @@ typedef struct {
     char log_dir [256];                 /* each service's log: <log_dir>/<name>.log */
     char extra [FS_TEST_MAX_EXTRA][256];/* more NAME=value settings for the children */
     int nextra;                         /* how many */
+    char feed_endpoint [64];            /* the referral-router's feed ROUTER (a free port) */
 } fs_test_suite_t;
 
 /* A free TCP port on 127.0.0.1 (bound and released). */
