@@ -476,6 +476,75 @@ s_emits_clear (s_emits_t *e)
     fs_proto_clear (&fs_consent_changed_type, &e->consent);
 }
 
+//  The need categories (the router's vocabulary) an emergency's kind tells; NULL: none
+static const char *
+s_emergency_need (const char *kind)
+{
+    static const char *const map [][2] = {
+        { "emergency_accommodation", "housing" }, { "gender_violence", "gender_violence" },
+        { "child_protection", "childhood_at_risk" }, { "eviction", "housing" },
+        { "disaster", "housing" }, { "homelessness", "homelessness" },
+        { "elder_at_risk", "home_care" }
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map [0]; i++)
+        if (streq (map [i][0], kind))
+            return map [i][1];
+    return NULL;
+}
+
+//  The router's facts and the personal data it may pass on (it decides what leaves):
+//  subject, needs, note and minors of the referral request
+static void
+s_referral_facts (s_event_t *ev, const char *hood, fs_referral_requested_t *referral)
+{
+    const fs_type_t *st = &fs_referral_subject_type;
+    const fs_ingest_subject_t *from = &ev->event.subject;
+    fs_referral_subject_t *to = &referral->subject;
+    fs_proto_set_str (st, to, "given_name", from->given_name);
+    fs_proto_set_str (st, to, "family_name", from->family_name);
+    fs_proto_set_str (st, to, "doc_type", from->doc_type);
+    fs_proto_set_str (st, to, "doc_number", from->doc_number);
+    fs_proto_set_str (st, to, "birth_date", from->birth_date);
+    fs_proto_set_str (st, to, "phone", from->phone);
+    fs_proto_set_str (st, to, "email", from->email);
+    fs_proto_set_str (st, to, "language", from->language);
+    //  Placed in a neighbourhood: lives in the city; whether registered is not known here
+    fs_proto_set_str (st, to, "residency", hood ? "lives_in_city" : NULL);
+    const fs_type_t *at = &fs_referral_address_type;
+    fs_proto_set_str (at, &to->address, "street", from->address.street);
+    fs_proto_set_str (at, &to->address, "number", from->address.number);
+    fs_proto_set_str (at, &to->address, "postcode", from->address.postcode);
+    fs_proto_set_str (at, &to->address, "neighbourhood", hood);
+    to->present |= 1ull << fs_referral_subject_F_address;
+    referral->present |= 1ull << fs_referral_requested_F_subject;
+
+    const fs_type_t *t = &fs_referral_requested_type;
+    const char *needs [2] = { NULL, NULL };
+    if (ev->dtype == &fs_ev_eviction_scheduled_type) {
+        const fs_ev_eviction_scheduled_t *eviction = (const fs_ev_eviction_scheduled_t *) ev->data;
+        needs [0] = "housing";
+        fs_proto_set_int (t, referral, "minors", eviction->minors);
+    }
+    else
+    if (ev->dtype == &fs_ev_emergency_intervention_type) {
+        const fs_ev_emergency_intervention_t *emergency =
+            (const fs_ev_emergency_intervention_t *) ev->data;
+        needs [0] = s_emergency_need (emergency->kind);
+        fs_proto_set_int (t, referral, "minors", emergency->minors_involved);
+        fs_proto_set_str (t, referral, "note", emergency->summary);
+    }
+    else {
+        const fs_ev_social_risk_detected_t *risk = (const fs_ev_social_risk_detected_t *) ev->data;
+        fs_proto_set_str (t, referral, "note", risk->note);
+    }
+    if (needs [0]) {
+        referral->needs.items = (char **) zmalloc (sizeof (char *));
+        referral->needs.items [0] = strdup (needs [0]);
+        referral->needs.n = 1;
+        referral->present |= 1ull << fs_referral_requested_F_needs;
+    }
+}
+
 static const char *
 s_value (PGresult *result, int row, int column)
 {
@@ -528,6 +597,7 @@ s_emits_build (s_event_t *ev, PGresult *result, int row, s_emits_t *e, fs_outbox
             fs_proto_set_str (t, &e->referral, "suggested_level", risk->suggested_level);
             fs_proto_set_str (t, &e->referral, "consent_ref", risk->consent_ref);
         }
+        s_referral_facts (ev, hood, &e->referral);
         items [n++] = (fs_outbox_item_t) { t, &e->referral, &e->cause };
     }
     if (case_id && ev->dtype == &fs_ev_benefits_application_submitted_type) {
