@@ -42,6 +42,7 @@ extern const char fs_file_routes_conf[];
 #include "fs_metrics.h"
 #include "fs_http.h"
 #include "fs_zmq.h"
+#include "fs_curve.h"
 #include "fs_routes.h"
 #include "fs_outbox.h"
 #include "fs_relay.h"
