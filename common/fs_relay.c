@@ -141,9 +141,11 @@ s_send_round (s_relay_t *self, s_consumer_t *consumer)
         zmq_msg_init_size (&frame, (size_t) PQgetlength (rows, i, 3));
         memcpy (zmq_msg_data (&frame), PQgetvalue (rows, i, 3), zmq_msg_size (&frame));
         if (zmq_msg_send (&frame, zsock_resolve (consumer->dealer), ZMQ_DONTWAIT) < 0) {
-            //  HWM reached (should not happen: window < HWM); try again next round
+            //  No replica of the consumer connected (a list of endpoints sends only to
+            //  connected ones), or the HWM (should not happen: window < HWM): try again at
+            //  the next scan, not in a busy loop
             zmq_msg_close (&frame);
-            consumer->wanted = true;
+            consumer->wanted = false;
             break;
         }
         int64_t *stamp = (int64_t *) malloc (sizeof (int64_t));

@@ -108,6 +108,12 @@ s_server_actor (zsock_t *pipe, void *arg)
     const char *bind = config->bus_bind && *config->bus_bind
                      ? config->bus_bind : fs_service_bus (config, self->info->name);
     self->loop = zloop_new ();
+    if (strchr (bind, ',')) {
+        //  A list names replicas; each binds one of them, told by FINESTRA_BUS_BIND
+        fs_error ("the bus endpoint is a list of replicas: set FINESTRA_BUS_BIND to this"
+                  " replica's own endpoint", "endpoint", bind);
+        goto failed;
+    }
     self->bus = fs_zmq_router (bind, config, err, sizeof err);
     if (!self->bus) {
         fs_error ("cannot bind the bus", "endpoint", bind, "reason", err);

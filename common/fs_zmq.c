@@ -33,6 +33,7 @@ fs_zmq_router (const char *endpoint, const fs_config_t *config, char *err, size_
 zsock_t *
 fs_zmq_dealer (const char *endpoint, const fs_config_t *config, char *err, size_t errlen)
 {
+    assert (endpoint);
     zsock_t *sock = zsock_new (ZMQ_DEALER);
     if (!sock) {
         snprintf (err, errlen, "cannot create DEALER socket: %s", zmq_strerror (zmq_errno ()));
@@ -42,8 +43,30 @@ fs_zmq_dealer (const char *endpoint, const fs_config_t *config, char *err, size_
     //  Reconnect quickly after a consumer restarts, back off to 2 s while it stays away
     zsock_set_reconnect_ivl (sock, 100);
     zsock_set_reconnect_ivl_max (sock, 2000);
-    if (zsock_connect (sock, "%s", endpoint) < 0) {
-        snprintf (err, errlen, "cannot connect %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+    //  Several endpoints are replicas of one consumer: the DEALER spreads sends over them.
+    //  Then a send goes only to a connected one (IMMEDIATE), so a dead replica does not
+    //  hold its share until the relay's retry time; with one endpoint, sends queue for it
+    bool replicas = strchr (endpoint, ',') != NULL;
+    if (replicas)
+        zsock_set_immediate (sock, 1);
+    char *list = strdup (endpoint);
+    assert (list);
+    int connected = 0;
+    char *rest = list;
+    char *item;
+    while ((item = strsep (&rest, ","))) {
+        if (*item == '\0' || zsock_connect (sock, "%s", item) < 0) {
+            snprintf (err, errlen, "cannot connect '%s' (of %s): %s", item, endpoint,
+                      *item ? zmq_strerror (zmq_errno ()) : "empty endpoint");
+            connected = -1;
+            break;
+        }
+        connected++;
+    }
+    free (list);
+    if (connected <= 0) {
+        if (connected == 0)
+            snprintf (err, errlen, "no endpoint to connect");
         zsock_destroy (&sock);
         return NULL;
     }

@@ -13,7 +13,8 @@ void fs_zmq_tune (zsock_t *sock, const fs_config_t *config);
 /* A ROUTER bound on endpoint ("tcp://127.0.0.1:*" binds a free port). NULL on failure
    (err filled). */
 zsock_t *fs_zmq_router (const char *endpoint, const fs_config_t *config, char *err, size_t errlen);
-/* A DEALER connected to endpoint. NULL on failure (err filled). */
+/* A DEALER connected to endpoint, or to each of a comma-separated list (replicas of one
+   service: sends are spread over those connected). NULL on failure (err filled). */
 zsock_t *fs_zmq_dealer (const char *endpoint, const fs_config_t *config, char *err, size_t errlen);
 /* The TCP port a socket is bound on (from ZMQ_LAST_ENDPOINT), or -1. */
 int fs_zmq_port (zsock_t *sock);
