@@ -87,19 +87,23 @@ s_child_env (fs_test_suite_t *self, int index)
         putenv (self->extra [i]);
 }
 
-pid_t
-fs_test_suite_spawn (fs_test_suite_t *self, const char *service)
+//  Forks and execs one service; settings (NAME=value, NULL-ended) come after the suite's
+static pid_t
+s_spawn (fs_test_suite_t *self, const char *service, const char *label,
+         const char *const *settings)
 {
     int index = s_index (service);
     char path [512], log [512];
     snprintf (path, sizeof path, "%s/finestra-%s", fs_test_bin_dir, service);
-    snprintf (log, sizeof log, "%s/%s.log", self->log_dir, service);
+    snprintf (log, sizeof log, "%s/%s.log", self->log_dir, label);
     pid_t pid = fork ();
     cr_assert (pid >= 0);
     if (pid == 0) {
         //  A failed assertion ends the test process: its services must not outlive it
         prctl (PR_SET_PDEATHSIG, SIGKILL);
         s_child_env (self, index);
+        for (size_t i = 0; settings && settings [i]; i++)
+            putenv ((char *) settings [i]);
         int fd = open (log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2 (fd, 2);
@@ -109,31 +113,79 @@ fs_test_suite_spawn (fs_test_suite_t *self, const char *service)
         execl (path, path, (char *) NULL);
         _exit (127);
     }
-    self->pids [index] = pid;
     return pid;
 }
 
-void
-fs_test_suite_start (fs_test_suite_t *self, const char *service)
+pid_t
+fs_test_suite_spawn (fs_test_suite_t *self, const char *service)
 {
-    int index = s_index (service);
-    fs_test_suite_spawn (self, service);
+    pid_t pid = s_spawn (self, service, service, NULL);
+    self->pids [s_index (service)] = pid;
+    return pid;
+}
+
+//  Waits until pid's /readyz on port answers 200 (asserts otherwise)
+static void
+s_wait_ready (fs_test_suite_t *self, pid_t pid, int port, const char *label)
+{
     //  Ready means PostgreSQL, Redis and sockets are up (the service's own /readyz)
     for (int tries = 0; tries < 600; tries++) {
         int status = 0;
         char *body = NULL;
-        if (fs_test_http_get (self->http_ports [index], "/readyz", &status, &body) == 0
+        if (fs_test_http_get (port, "/readyz", &status, &body) == 0
         &&  status == 200) {
             free (body);
             return;
         }
         free (body);
         int wstatus;
-        cr_assert (waitpid (self->pids [index], &wstatus, WNOHANG) == 0,
-                   "%s exited during start-up; see %s/%s.log", service, self->log_dir, service);
+        cr_assert (waitpid (pid, &wstatus, WNOHANG) == 0,
+                   "%s exited during start-up; see %s/%s.log", label, self->log_dir, label);
         usleep (50 * 1000);
     }
-    cr_assert_fail ("%s not ready after 30 s; see %s/%s.log", service, self->log_dir, service);
+    cr_assert_fail ("%s not ready after 30 s; see %s/%s.log", label, self->log_dir, label);
+}
+
+pid_t
+fs_test_suite_start_replica (fs_test_suite_t *self, const char *service, const char *label,
+                             int http_port, const char *const *settings)
+{
+    char port [48];
+    snprintf (port, sizeof port, "FINESTRA_HTTP_PORT=%d", http_port);
+    const char *all [16] = { port };
+    size_t n = 1;
+    for (size_t i = 0; settings && settings [i]; i++) {
+        cr_assert (n < 15);
+        all [n++] = settings [i];
+    }
+    pid_t pid = s_spawn (self, service, label, all);
+    s_wait_ready (self, pid, http_port, label);
+    return pid;
+}
+
+int
+fs_test_pid_stop (pid_t pid, int sig, int timeout_ms)
+{
+    if (pid <= 0)
+        return -1;
+    kill (pid, sig);
+    int wstatus = 0;
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        if (waitpid (pid, &wstatus, WNOHANG) == pid)
+            return WIFEXITED (wstatus) ? WEXITSTATUS (wstatus) : 128 + WTERMSIG (wstatus);
+        usleep (10 * 1000);
+    }
+    kill (pid, SIGKILL);
+    waitpid (pid, &wstatus, 0);
+    return -2;
+}
+
+void
+fs_test_suite_start (fs_test_suite_t *self, const char *service)
+{
+    int index = s_index (service);
+    pid_t pid = fs_test_suite_spawn (self, service);
+    s_wait_ready (self, pid, self->http_ports [index], service);
 }
 
 void

@@ -36,6 +36,14 @@ void fs_test_suite_start (fs_test_suite_t *self, const char *service);
 void fs_test_suite_start_all (fs_test_suite_t *self);
 /* Starts without waiting; returns the pid. */
 pid_t fs_test_suite_spawn (fs_test_suite_t *self, const char *service);
+/* Starts one more process of service (a replica, not tracked by the suite) with HTTP on
+   http_port and settings (NAME=value strings that outlive it, NULL-ended) after the suite's;
+   logs to <log_dir>/<label>.log; waits until ready (asserts otherwise). Stop it with
+   fs_test_pid_stop. */
+pid_t fs_test_suite_start_replica (fs_test_suite_t *self, const char *service, const char *label,
+                                   int http_port, const char *const *settings);
+/* fs_test_suite_stop for a pid of one's own. */
+int fs_test_pid_stop (pid_t pid, int sig, int timeout_ms);
 /* Sends sig and waits up to timeout_ms: the exit code, 128+signal, or -2 if it had to be
    SIGKILLed after the timeout, -1 if not running. */
 int fs_test_suite_stop (fs_test_suite_t *self, const char *service, int sig, int timeout_ms);
