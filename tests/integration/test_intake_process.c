@@ -675,3 +675,61 @@ Test (intake_process, unappliable_event_marked_and_queue_moves_on)
                               fine), "(null)");
     s_stop (&suite);
 }
+
+// ---- the consumers of what processing emits ----------------------------------------------
+
+Test (intake_process, consent_and_application_reach_their_consumers)
+{
+    fs_test_suite_t *suite = s_start ("proc_chain");
+    fs_test_suite_start (suite, "referral-router");
+    fs_test_suite_start (suite, "benefits-office");
+    fs_test_suite_start (suite, "reporting");
+    char granted [FS_UUID_LEN + 1];
+    s_grant (suite, &s_anna, "c-9", "2026-01-01T09:00:00Z", granted);
+    fs_ev_benefits_application_submitted_t application = { 0 };
+    const fs_type_t *t = &fs_ev_benefits_application_submitted_type;
+    fs_proto_set_str (t, &application, "programme", "emergency_aid");
+    fs_proto_set_str (t, &application, "application_ref", "app-9");
+    fs_proto_set_str (t, &application, "submitted_at", S_AT);
+    fs_proto_set_str (t, &application, "channel", "in_person");
+    char applied [FS_UUID_LEN + 1];
+    s_publish (suite, &s_anna, t, &application, applied);
+    s_drain (suite);
+
+    //  The router keeps its own copy of the consent, as intake has it
+    cr_assert (fs_test_pg_wait (suite->pg_url, "SELECT count(*) FROM referral_router.consents"
+                                " WHERE status = 'granted'"
+                                " AND purpose = 'social_health_coordination'"
+                                " AND recipients = '{social_services,primary_care}'"
+                                " AND data_categories = '{identity,social_health}'", 1, 20000),
+               "the router has no copy of the consent");
+    cr_assert_str_eq (s_text (suite, "SELECT consent_id::text || person_id::text"
+                                     " FROM referral_router.consents"),
+                      s_text (suite, "SELECT id::text || person_id::text FROM intake.consents"));
+    //  Withdrawn: the router's copy follows and keeps the lists of the grant
+    s_revoke (suite, &s_anna, "c-9", "2026-02-01T09:00:00Z", NULL);
+    cr_assert (fs_test_pg_wait (suite->pg_url, "SELECT count(*) FROM referral_router.consents"
+                                " WHERE status = 'withdrawn'"
+                                " AND recipients = '{social_services,primary_care}'", 1, 20000),
+               "the withdrawal did not reach the router");
+
+    //  Benefits office records the application once, with the case intake opened
+    cr_assert (fs_test_pg_wait (suite->pg_url, "SELECT count(*) FROM benefits_office.applications a"
+                                " JOIN intake.cases c ON c.id = a.case_id"
+                                " AND c.event_ref::text = a.event_ref", 1, 20000),
+               "benefits-office did not record the application");
+    //  Reporting counts them; nobody dead-lettered anything
+    cr_assert (fs_test_pg_wait (suite->pg_url, "SELECT count FROM reporting.event_counts"
+                                " WHERE type = 'intake.consent_changed'", 2, 20000));
+    cr_assert (fs_test_pg_wait (suite->pg_url, "SELECT count FROM reporting.event_counts"
+                                " WHERE type = 'intake.benefit_application_received'", 1, 20000));
+    cr_assert (fs_test_pg_wait (suite->pg_url, "SELECT count FROM reporting.event_counts"
+                                " WHERE type = 'intake.case_opened'", 1, 20000));
+    cr_assert_eq (s_long (suite, "SELECT (SELECT count(*) FROM referral_router.dead_letter)"
+                                 " + (SELECT count(*) FROM benefits_office.dead_letter)"
+                                 " + (SELECT count(*) FROM reporting.dead_letter)"), 0);
+    const char *others [] = { "reporting", "benefits-office", "referral-router" };
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq (fs_test_suite_stop (suite, others [i], SIGTERM, 5000), 0);
+    s_stop (&suite);
+}
