@@ -63,8 +63,22 @@ s_on_orientation_given (fs_inbox_ctx_t *ctx)
     return s_record (ctx, recipient, given->referral_id);
 }
 
+//  A referral not accepted in time: the target centre's management and the sender are told
+static int
+s_on_referral_overdue (fs_inbox_ctx_t *ctx)
+{
+    const fs_referral_overdue_t *overdue = (const fs_referral_overdue_t *) ctx->env->payload;
+    for (size_t i = 0; i < overdue->escalate_to.n; i++) {
+        int rc = s_record (ctx, overdue->escalate_to.items [i], overdue->referral_id);
+        if (rc != FS_HANDLER_OK)
+            return rc;
+    }
+    return FS_HANDLER_OK;
+}
+
 static const fs_handler_t s_handlers [] = {
     { "referral.status_changed", s_on_referral_status_changed },
+    { "referral.overdue",        s_on_referral_overdue },
     { "referral.requested",      s_on_referral_requested },
     { "referral.orientation_given", s_on_orientation_given },
     { NULL, NULL }

@@ -78,6 +78,7 @@ s_command (fs_server_t *server, int argc, char **argv)
 static const fs_handler_t s_handlers [] = {
     { "intake.referral_requested", s_count },
     { "referral.status_changed",   s_count },
+    { "referral.overdue",          s_count },
     { "referral.orientation_given", s_count },
     { "notification.queued",       s_count },
     { "intake.case_opened",        s_count },
