@@ -558,6 +558,7 @@ typedef struct {
     double paced_accepted;          /* (b) accepted/s of the paced stream */
     double paced_processed;         /* (b) events processed per s while the stream ran */
     double lag_p50, lag_max;        /* (b) unprocessed events, sampled */
+    double lag_growth;              /* (b) their growth, events/s, first to last sample */
     double age_p50, age_max;        /* (b) oldest unprocessed event's age, s */
     double drain;                   /* (b) s from the last receipt until all were processed */
     double rss_mib;                 /* intake's VmHWM at the end, MiB */
@@ -666,6 +667,8 @@ s_repetition (const s_options_t *options, PGconn *conn, const char *run_tag, int
     rep->paced_accepted = stream.last > stream.first
                         ? stream.accepted / (stream.last - stream.first) : 0;
     //  Processed per second between the first and the last sample (the stream's steady part)
+    rep->lag_growth = samples >= 2 && at [samples - 1] > at [0]
+                    ? (lag [samples - 1] - lag [0]) / (at [samples - 1] - at [0]) : 0;
     rep->paced_processed = samples >= 2 && at [samples - 1] > at [0]
                          ? (done [samples - 1] - done [0]) / (at [samples - 1] - at [0]) : 0;
     free (done);
@@ -798,9 +801,9 @@ main (int argc, char **argv)
     fflush (stdout);
 
     int reps = options.reps, failed = 0;
-    double backlog [64], ingest [64], accepted [64], processed [64], lag50 [64], lagmax [64],
-           age50 [64], agemax [64], drain [64], rss [64], cpu [64], pg_cpu [64], per_cpu [64],
-           ratio_backlog [64], ratio_paced [64];
+    double backlog [64], ingest [64], accepted [64], processed [64], lag50 [64], growth [64],
+           lagmax [64], age50 [64], agemax [64], drain [64], rss [64], cpu [64], pg_cpu [64],
+           per_cpu [64], ratio_backlog [64], ratio_paced [64];
     for (int r = 0; r < reps; r++) {
         s_rep_t rep;
         if (s_repetition (&options, conn, run_tag, r, &rep))
@@ -811,6 +814,7 @@ main (int argc, char **argv)
         accepted [r] = rep.paced_accepted;
         processed [r] = rep.paced_processed;
         lag50 [r] = rep.lag_p50;
+        growth [r] = rep.lag_growth;
         lagmax [r] = rep.lag_max;
         age50 [r] = rep.age_p50;
         agemax [r] = rep.age_max;
@@ -849,6 +853,10 @@ main (int argc, char **argv)
     snprintf (label, sizeof label, "paced %d/s: processed %% of offered", options.rate);
     s_row (label, 1, ratio_paced, reps, ">= 95", s_median (ratio_paced, reps) >= 95);
     s_row ("paced: unprocessed events p50", 0, lag50, reps, "", -1);
+    //  Bounded: the backlog does not keep growing (under 5% of the offered rate)
+    snprintf (label, sizeof label, "<= %d", options.rate / 20);
+    s_row ("paced: unprocessed growth (events/s)", 0, growth, reps, label,
+           s_median (growth, reps) <= options.rate / 20.0);
     //  Bounded: never more than one second of the offered stream behind
     snprintf (label, sizeof label, "<= %d", options.rate);
     s_row ("paced: unprocessed events max", 0, lagmax, reps, label,
