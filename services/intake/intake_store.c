@@ -130,13 +130,22 @@ intake_item_clear (intake_item_t *item)
 //  INSERT every item; those not inserted are looked up after. The events' bytes come as ONE
 //  binary parameter ($7, all of them end to end) cut by position and length: no hex
 //  encoding here nor decoding in PostgreSQL
-static const char s_insert_sql [] =
-    "INSERT INTO intake.events (ref, source, external_id, type, occurred_at, content_hash, event)"
-    " SELECT r::uuid, s, x, t, timestamptz 'epoch' + o * interval '1 millisecond', h,"
-    "        substring ($7::bytea FROM p FOR l)"
-    " FROM unnest ($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],"
+#define S_INSERT \
+    "INSERT INTO intake.events (ref, source, external_id, type, occurred_at, content_hash, event)" \
+    " SELECT r::uuid, s, x, t, timestamptz 'epoch' + o * interval '1 millisecond', h," \
+    "        substring ($7::bytea FROM p FOR l)" \
+    " FROM unnest ($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]," \
     "              $8::int[], $9::int[]) AS u (r, s, x, t, o, h, p, l)"
-    " ON CONFLICT (source, external_id) DO NOTHING RETURNING ref::text";
+static const char s_insert_sql [] =
+    S_INSERT " ON CONFLICT (source, external_id) DO NOTHING RETURNING ref::text";
+
+//  The common case, every event new: a plain INSERT, cheaper for PostgreSQL than ON CONFLICT
+//  (no speculative insertion: no extra index probe and confirm record per row) and nothing
+//  to return. Any event already there fails it whole (unique violation): then the batch
+//  is stored again with s_insert_sql, and the next S_CAREFUL batches of this writer too
+static const char s_insert_new_sql [] = S_INSERT;
+#define S_CAREFUL 16
+static __thread int s_careful;      //  batches this thread stores with s_insert_sql first
 
 //  The rows that were there already (or came earlier in the same batch)
 static const char s_lookup_sql [] =
@@ -250,8 +259,7 @@ intake_store_batch (fs_server_t *server, fs_pg_t *pg, intake_item_t *items, size
         ||  s_array_add (&columns [5], item->hash, strlen (item->hash))
         ||  s_array_add_int (&columns [7], (int64_t) columns [C_EVENTS].len + 1)
         ||  s_array_add_int (&columns [8], (int64_t) item->len)
-        ||  s_array_add_bytes (&columns [C_EVENTS], item->bytes, item->len)
-        ||  zhash_insert (by_ref, item->ref, item))
+        ||  s_array_add_bytes (&columns [C_EVENTS], item->bytes, item->len))
             goto done;
     }
     const char *values [C_COLUMNS];
@@ -266,8 +274,37 @@ intake_store_batch (fs_server_t *server, fs_pg_t *pg, intake_item_t *items, size
     if (fs_pg_begin (pg))
         goto done;
     open = true;
-    PGresult *result = fs_pg_execp (pg, "intake_store_insert", s_insert_sql, C_COLUMNS, values,
-                                    lengths, formats, 0);
+    PGresult *result = NULL;
+    if (s_careful == 0) {
+        result = fs_pg_execp (pg, "intake_store_insert_new", s_insert_new_sql, C_COLUMNS,
+                              values, lengths, formats, 0);
+        if (result) {
+            PQclear (result);
+            for (size_t i = 0; i < n; i++)
+                items [i].outcome = INTAKE_ACCEPTED;
+            if (fs_pg_commit (pg))
+                goto done;
+            open = false;
+            rc = 0;
+            goto done;
+        }
+        if (fs_pg_lost (pg) || !streq (fs_pg_sqlstate (pg), "23505"))
+            goto done;
+        //  Some event is there already (a re-send, or twice in this batch): again, carefully
+        fs_pg_rollback (pg);
+        open = false;
+        s_careful = S_CAREFUL;
+        if (fs_pg_begin (pg))
+            goto done;
+        open = true;
+    }
+    else
+        s_careful--;
+    for (size_t i = 0; i < n; i++)
+        if (zhash_insert (by_ref, items [i].ref, &items [i]))
+            goto done;
+    result = fs_pg_execp (pg, "intake_store_insert", s_insert_sql, C_COLUMNS, values,
+                          lengths, formats, 0);
     if (!result)
         goto done;
     for (int row = 0; row < PQntuples (result); row++) {
