@@ -123,6 +123,45 @@ s_ingest (void)
     }
 }
 
+//  A definition's table, then those of the structs it nests (each once)
+static void
+s_table_nested (const fs_type_t *t, const fs_type_t **done, size_t *ndone)
+{
+    for (size_t i = 0; i < *ndone; i++)
+        if (done [i] == t)
+            return;
+    done [(*ndone)++] = t;
+    if (t->wire)
+        printf ("#### `%s` — %s\n\n`data` of an item of this type (`%s`):\n\n", t->wire, t->doc,
+                t->name);
+    else
+        printf ("#### `%s` — %s\n\n", t->name, t->doc);
+    s_table (t);
+    printf ("\n");
+    for (size_t k = 0; k < t->nfields; k++)
+        if ((t->fields [k].kind == FS_T_MAP || t->fields [k].kind == FS_T_MAPLIST)
+        &&  *ndone < 32)
+            s_table_nested (t->fields [k].sub, done, ndone);
+}
+
+//  The outbound feed's definitions, for proto/FEED.md: request, answer and its parts, then
+//  the message each item type carries
+static void
+s_feed (void)
+{
+    const fs_type_t *done [32];
+    size_t ndone = 0;
+    s_table_nested (&fs_feed_request_type, done, &ndone);
+    s_table_nested (&fs_feed_answer_type, done, &ndone);
+    const char *items [] = { "referral.requested", "referral.status_changed",
+                             "referral.overdue", NULL };
+    for (size_t i = 0; items [i]; i++) {
+        const fs_type_t *t = fs_proto_lookup (items [i]);
+        if (t)
+            s_table_nested (t, done, &ndone);
+    }
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -130,10 +169,15 @@ main (int argc, char *argv [])
         s_ingest ();
         return 0;
     }
+    if (argc > 1 && strcmp (argv [1], "--feed") == 0) {
+        s_feed ();
+        return 0;
+    }
     if (argc > 1) {
-        fprintf (stderr, "usage: fs_proto_doc [--ingest] > table.md\n"
+        fprintf (stderr, "usage: fs_proto_doc [--ingest | --feed] > table.md\n"
                          "Prints every message of the catalogue (proto/messages.def);\n"
-                         "--ingest: the ingest contract's tables (proto/INGEST.md).\n");
+                         "--ingest: the ingest contract's tables (proto/INGEST.md);\n"
+                         "--feed: the outbound feed's tables (proto/FEED.md).\n");
         return strcmp (argv [1], "--help") == 0? 0: 2;
     }
     printf ("| type | fields (`*` required) |\n|---|---|\n");

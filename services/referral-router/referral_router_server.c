@@ -36,6 +36,26 @@ s_on_referral_requested (fs_inbox_ctx_t *ctx)
     return rc ? FS_HANDLER_RETRY : FS_HANDLER_OK;
 }
 
+static int
+s_init (fs_server_t *server)
+{
+    return router_feed_init (server) || router_deadline_init (server) ? -1 : 0;
+}
+
+//  The feed endpoint and the deadline timer
+static int
+s_start (fs_server_t *server)
+{
+    return router_feed_start (server) || router_deadline_start (server) ? -1 : 0;
+}
+
+static void
+s_stop (fs_server_t *server)
+{
+    router_deadline_stop (server);
+    router_feed_stop (server);
+}
+
 static const fs_handler_t s_handlers [] = {
     { "intake.referral_requested", s_on_referral_requested },
     { "intake.consent_changed",    router_on_consent_changed },
@@ -53,6 +73,10 @@ s_command (fs_server_t *server, int argc, char **argv)
         return router_directory_find_services (server, argc, argv);
     if (streq (argv [0], "transition"))
         return router_referral_command (server, argc, argv);
+    if (streq (argv [0], "sender-feed"))
+        return router_feed_command (server, argc, argv);
+    if (streq (argv [0], "escalate-overdue"))
+        return router_deadline_command (server, argc, argv);
     return -1;
 }
 
@@ -60,5 +84,8 @@ const fs_service_t referral_router_service = {
     .name = "referral-router",
     .migrations = referral_router_migrations,
     .handlers = s_handlers,
+    .init = s_init,
+    .start = s_start,
+    .stop = s_stop,
     .command = s_command,
 };

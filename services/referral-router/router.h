@@ -30,6 +30,11 @@ int router_referral_transition (fs_server_t *server, const char *referral_id,
                                 router_status_t to, router_actor_t actor,
                                 const char *reason_code, const char *reason_text, char *err,
                                 size_t errlen);
+/* As router_referral_transition on a connection of the caller's (the feed endpoint's). */
+int router_referral_transition_on (fs_server_t *server, fs_pg_t *pg, const char *referral_id,
+                                   router_status_t to, router_actor_t actor,
+                                   const char *reason_code, const char *reason_text, char *err,
+                                   size_t errlen);
 /* `transition REFERRAL_ID STATUS --as requester|target [--reason CODE] [--text TEXT]`:
    0 applied, 1 refused (the error lists what is allowed), 2 usage. */
 int router_referral_command (fs_server_t *server, int argc, char **argv);

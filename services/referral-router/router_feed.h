@@ -23,4 +23,40 @@ int router_feed_append (fs_pg_t *pg, const char *feed, const char *item_type,
                         const char *referral_id, const char *correlation_id,
                         const char *payload, size_t len);
 
+/* Whom router_feed_tell tells. */
+#define ROUTER_FEED_SENDER 1            /* the feed of the referral's source (sender_feeds) */
+#define ROUTER_FEED_TARGET 2            /* the feeds it was delivered to (referral.requested) */
+
+/* Inside the caller's transaction: encodes msg (of type, whose wire name is the item type)
+   and appends it to the referral's sender feed and/or target feeds (whom), in the order of
+   their names; none when the sender is inside the suite or the target is not reached by
+   feed. The closed loop: router_referral_transition calls it for every status change.
+   0, or -1 (database error or invalid msg, fs_pg_error says: roll back). */
+int router_feed_tell (fs_pg_t *pg, const char *referral_id, const char *correlation_id,
+                      int whom, const fs_type_t *type, const void *msg);
+
+/* The feed endpoint (FINESTRA_ROUTER_FEED_ENDPOINT; empty = none on this replica): an actor
+   with its own ROUTER and PostgreSQL connection. init registers its metrics (before HTTP);
+   start binds (CURVE first when on) and returns 0, or -1 when it cannot; stop ends it. */
+int router_feed_init (fs_server_t *server);
+int router_feed_start (fs_server_t *server);
+void router_feed_stop (fs_server_t *server);
+/* `sender-feed SOURCE FEED|--none`, `sender-feed --list`: which feed an external source
+   is told on. An exit code. */
+int router_feed_command (fs_server_t *server, int argc, char **argv);
+
+/* ---- router_deadline.c: deadlines to accept, escalation ------------------------------ */
+
+/* Its counter (init hook); its timer in the server loop (start hook) and its end. */
+int router_deadline_init (fs_server_t *server);
+int router_deadline_start (fs_server_t *server);
+void router_deadline_stop (fs_server_t *server);
+/* One pass: every referral still `requested` past FINESTRA_ROUTER_DEADLINE_<URGENCY>_S is
+   marked overdue, recorded in referral_escalations and told (referral.overdue on the bus,
+   on the sender's and target's feeds), in transactions of up to 100, each exactly once.
+   0 with *escalated set, or -1 (fs_pg_error). */
+int router_deadline_scan (fs_server_t *server, fs_pg_t *pg, long *escalated);
+/* `escalate-overdue`: one pass now. An exit code. */
+int router_deadline_command (fs_server_t *server, int argc, char **argv);
+
 #endif

@@ -7,8 +7,17 @@ router_referral_transition (fs_server_t *server, const char *referral_id, router
                             router_actor_t actor, const char *reason_code,
                             const char *reason_text, char *err, size_t errlen)
 {
-    assert (server && referral_id && err);
-    fs_pg_t *pg = fs_server_pg (server);
+    return router_referral_transition_on (server, fs_server_pg (server), referral_id, to, actor,
+                                          reason_code, reason_text, err, errlen);
+}
+
+int
+router_referral_transition_on (fs_server_t *server, fs_pg_t *pg, const char *referral_id,
+                               router_status_t to, router_actor_t actor,
+                               const char *reason_code, const char *reason_text, char *err,
+                               size_t errlen)
+{
+    assert (server && pg && referral_id && err);
     err [0] = 0;
     //  The row locked: two changes to one referral are decided one after the other
     const char *key [1] = { referral_id };
@@ -74,6 +83,16 @@ router_referral_transition (fs_server_t *server, const char *referral_id, router
     fs_proto_error_t perr;
     int rc = fs_outbox_emit (pg, fs_server_schema (server), fs_server_name (server),
                              fs_server_routes (server), type, &changed, &cause, NULL, &perr);
+    //  External systems are told on their feeds: the sender of every change, the target of
+    //  the requester's (a cancellation must reach whoever holds the data)
+    if (rc == 0) {
+        int whom = ROUTER_FEED_SENDER | (actor == ROUTER_ACTOR_REQUESTER ? ROUTER_FEED_TARGET : 0);
+        if (router_feed_tell (pg, referral_id, correlation, whom, type, &changed)) {
+            fs_proto_clear (type, &changed);
+            snprintf (err, errlen, "cannot append to the feeds: %s", fs_pg_error (pg));
+            return -1;
+        }
+    }
     fs_proto_clear (type, &changed);
     if (rc) {
         snprintf (err, errlen, "cannot emit: %s", *perr.message ? perr.message : fs_pg_error (pg));
