@@ -100,13 +100,15 @@ router_deadline_scan (fs_server_t *server, fs_pg_t *pg, long *escalated)
         if (fs_pg_begin (pg))
             return -1;
         //  SKIP LOCKED: another replica's scan (or a transition) holding a row is left to
-        //  it; a row it marked meanwhile no longer matches when locked. `target` comes in
-        //  through to_jsonb because routing adds that column (006) independently of this
+        //  it; a row it marked meanwhile no longer matches when locked. The target: the
+        //  directory code routing records (006's column, read through to_jsonb so this does
+        //  not depend on it), else the feed it was delivered to
         PGresult *rows = fs_pg_exec (pg,
             "SELECT r.id, r.event_ref, r.urgency, r.source, r.correlation_id,"
             " (extract (epoch FROM r.created_at) * 1000)::bigint,"
             " (extract (epoch FROM r.created_at + a.allowed) * 1000)::bigint,"
-            " to_jsonb (r) ->> 'target'"
+            " coalesce (to_jsonb (r) ->> 'target', (SELECT min (f.feed)"
+            "   FROM referral_router.referral_feeds f WHERE f.referral_id = r.id))"
             " FROM referral_router.referrals r CROSS JOIN LATERAL (SELECT CASE r.urgency"
             "   WHEN 'urgent' THEN $1::bigint WHEN 'preferent' THEN $2::bigint"
             "   ELSE $3::bigint END * interval '1 second' AS allowed) a"
