@@ -532,3 +532,22 @@ Test (router_feed, answer_bytes_bounded)
     char statuses [16][32], referrals [16][FS_UUID_LEN + 1];
     cr_expect_eq (s_read_all ("health-primary-care", 0, 100, seqs, statuses, referrals, 16), 8);
 }
+
+//  proto/FEED.md's tables are fs_proto_doc's output for the definitions in this build
+Test (router_feed_doc, tables_match_definitions)
+{
+    FILE *doc = popen (FS_TEST_BIN_DIR "/fs_proto_doc --feed", "r");
+    cr_assert (doc);
+    static char tables [65536], page [262144];
+    size_t n = fread (tables, 1, sizeof tables - 1, doc);
+    tables [n] = 0;
+    cr_assert_eq (pclose (doc), 0);
+    cr_assert (n > 100);
+    FILE *file = fopen (FS_TEST_SOURCE_DIR "/proto/FEED.md", "r");
+    cr_assert (file);
+    size_t m = fread (page, 1, sizeof page - 1, file);
+    page [m] = 0;
+    fclose (file);
+    cr_assert_not_null (strstr (page, tables), "proto/FEED.md is out of date: regenerate its"
+                        " tables with fs_proto_doc --feed");
+}
