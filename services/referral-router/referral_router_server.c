@@ -1,5 +1,5 @@
-/*  referral_router_server - records referrals intake asks for and tells who needs to know.
-    The foundation slice: a request becomes a referral in status `requested`. */
+/*  referral_router_server - routes the referrals intake asks for (router_route.c), keeps the
+    consents it checks, and runs the operators' commands. */
 #include "router.h"
 
 extern const fs_migration_t referral_router_migrations[];
@@ -7,39 +7,10 @@ extern const fs_migration_t referral_router_migrations[];
 int router_on_consent_changed (fs_inbox_ctx_t *ctx);
 
 static int
-s_on_referral_requested (fs_inbox_ctx_t *ctx)
-{
-    const fs_referral_requested_t *request = (const fs_referral_requested_t *) ctx->env->payload;
-    char id [FS_UUID_LEN + 1];
-    fs_uuid (id);
-    const char *values [6] = { id, request->event_ref, request->source, request->event_type,
-                               request->urgency, ctx->env->hdr.correlation_id };
-    PGresult *result = fs_pg_exec (ctx->pg,
-        "INSERT INTO referral_router.referrals"
-        " (id, event_ref, source, event_type, urgency, status, correlation_id)"
-        " VALUES ($1, $2, $3, $4, $5, 'requested', $6) ON CONFLICT (event_ref) DO NOTHING",
-        6, values);
-    if (!result)
-        return FS_HANDLER_RETRY;
-    bool fresh = atoi (PQcmdTuples (result)) == 1;
-    PQclear (result);
-    if (!fresh)
-        return FS_HANDLER_OK;       //  the same request again under another id: one referral
-    fs_referral_status_changed_t changed = { 0 };
-    const fs_type_t *type = &fs_referral_status_changed_type;
-    fs_proto_set_str (type, &changed, "referral_id", id);
-    fs_proto_set_str (type, &changed, "event_ref", request->event_ref);
-    fs_proto_set_str (type, &changed, "status", "requested");
-    fs_proto_set_str (type, &changed, "previous", "draft");
-    int rc = fs_inbox_emit (ctx, type, &changed);
-    fs_proto_clear (type, &changed);
-    return rc ? FS_HANDLER_RETRY : FS_HANDLER_OK;
-}
-
-static int
 s_init (fs_server_t *server)
 {
-    return router_feed_init (server) || router_deadline_init (server) ? -1 : 0;
+    return router_route_init (server) || router_feed_init (server)
+        || router_deadline_init (server) ? -1 : 0;
 }
 
 //  The feed endpoint and the deadline timer
@@ -57,7 +28,7 @@ s_stop (fs_server_t *server)
 }
 
 static const fs_handler_t s_handlers [] = {
-    { "intake.referral_requested", s_on_referral_requested },
+    { "intake.referral_requested", router_on_referral_requested },
     { "intake.consent_changed",    router_on_consent_changed },
     { NULL, NULL }
 };
@@ -77,6 +48,8 @@ s_command (fs_server_t *server, int argc, char **argv)
         return router_feed_command (server, argc, argv);
     if (streq (argv [0], "escalate-overdue"))
         return router_deadline_command (server, argc, argv);
+    if (streq (argv [0], "override-consent"))
+        return router_override_command (server, argc, argv);
     return -1;
 }
 

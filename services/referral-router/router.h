@@ -46,6 +46,9 @@ typedef struct _router_directory_t router_directory_t;
 /* Reads the active services and the Z-code mapping in one snapshot. NULL with err set when
    the database cannot be read (or holds a row load-directory would refuse). */
 router_directory_t *router_directory_new (fs_pg_t *pg, char *err, size_t errlen);
+/* As router_directory_new, read inside the caller's open transaction (e.g. an inbox
+   handler's): no snapshot of its own. */
+router_directory_t *router_directory_read (fs_pg_t *pg, char *err, size_t errlen);
 void router_directory_destroy (router_directory_t **self_p);
 /* Active services, ordered by code; index past the end gives NULL. */
 size_t router_directory_size (router_directory_t *self);
@@ -62,5 +65,20 @@ router_zcode_result_t router_directory_zcode (router_directory_t *self, const ch
 size_t router_directory_zcode_needs (router_directory_t *self, const char *const *codes,
                                      size_t ncodes, const char **needs, size_t max,
                                      router_zcode_result_t *results);
+
+/* ---- router_route.c: routing a request (router_scope.h: what may leave) --------------- */
+
+/* Registers the routing counters (the service's init hook). 0. */
+int router_route_init (fs_server_t *server);
+/* intake.referral_requested: needs -> candidates -> criteria -> level -> consent -> the
+   package at its target, in the inbox transaction; once per event_ref. */
+int router_on_referral_requested (fs_inbox_ctx_t *ctx);
+/* A consent of person changed: its referrals held for consent are checked again, inside
+   the caller's transaction; those now allowed are sent. 0 or -1 (database). */
+int router_route_recheck (fs_server_t *server, fs_pg_t *pg, const char *person,
+                          const fs_envelope_t *cause);
+/* `override-consent REFERRAL_ID --basis B --by WHO --reason TEXT`: an audited release of a
+   referral held for consent with the data the basis allows. 0, 1 refused, 2 usage. */
+int router_override_command (fs_server_t *server, int argc, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 /*  router_consents - the router's copy of intake's consents (intake.consent_changed), which it
-    checks before any data leaves. Minimal: records the latest state of each consent. */
-#include "finestra.h"
+    checks before any data leaves: the latest state of each consent; a change checks the
+    person's held referrals again. */
+#include "router.h"
 
 //  Appends a PostgreSQL array literal of list to chunk: {"a","b"}
 static void
@@ -47,5 +48,9 @@ router_on_consent_changed (fs_inbox_ctx_t *ctx)
         " WHERE c.updated <= EXCLUDED.updated", 8, values);
     zchunk_destroy (&recipients);
     zchunk_destroy (&categories);
+    //  Referrals held for this person's consent are checked again at once: a grant releases
+    //  them, a withdrawal keeps them held (and nothing more is sent)
+    if (rc == 0)
+        rc = router_route_recheck (ctx->server, ctx->pg, change->person_id, ctx->env);
     return rc ? FS_HANDLER_RETRY : FS_HANDLER_OK;
 }

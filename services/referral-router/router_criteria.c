@@ -139,6 +139,11 @@ s_residency (s_eval_t *eval, const router_service_t *service, const router_facts
             break;
         case ROUTER_LIVES_REGISTERED:
             break;
+        case ROUTER_LIVES_IN_CITY:
+            if (service->residency == ROUTER_RESIDENCY_REGISTERED)
+                s_unknown (eval, ROUTER_CRIT_RESIDENCY, "residency: for people %s; the person"
+                           " lives in the city, whether registered is not known", needed);
+            break;
     }
 }
 

@@ -114,16 +114,26 @@ router_directory_t *
 router_directory_new (fs_pg_t *pg, char *err, size_t errlen)
 {
     assert (pg && err);
+    //  One snapshot: services and mapping as of the same commit
+    if (fs_pg_run (pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL)) {
+        snprintf (err, errlen, "cannot begin: %s", fs_pg_error (pg));
+        fs_pg_rollback (pg);
+        return NULL;
+    }
+    router_directory_t *self = router_directory_read (pg, err, errlen);
+    fs_pg_rollback (pg);
+    return self;
+}
+
+router_directory_t *
+router_directory_read (fs_pg_t *pg, char *err, size_t errlen)
+{
+    assert (pg && err);
     router_directory_t *self = (router_directory_t *) calloc (1, sizeof *self);
     assert (self);
-    //  One snapshot: services and mapping as of the same commit
-    bool ok = fs_pg_run (pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL) == 0;
-    if (!ok)
-        snprintf (err, errlen, "cannot begin: %s", fs_pg_error (pg));
-    ok = ok && s_read_services (self, pg, err, errlen) == 0
-            && s_read_zcodes (self, pg, err, errlen) == 0
-            && s_read_territory (self, pg, err, errlen) == 0;
-    fs_pg_rollback (pg);
+    bool ok = s_read_services (self, pg, err, errlen) == 0
+           && s_read_zcodes (self, pg, err, errlen) == 0
+           && s_read_territory (self, pg, err, errlen) == 0;
     if (!ok)
         router_directory_destroy (&self);
     return self;

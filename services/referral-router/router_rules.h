@@ -56,7 +56,8 @@ typedef enum {
     ROUTER_LIVES_UNKNOWN,               /* not known */
     ROUTER_LIVES_OUTSIDE,               /* does not live in the city */
     ROUTER_LIVES_UNREGISTERED,          /* lives in the city, not registered */
-    ROUTER_LIVES_REGISTERED             /* lives in the city, registered */
+    ROUTER_LIVES_REGISTERED,            /* lives in the city, registered */
+    ROUTER_LIVES_IN_CITY                /* lives in the city, registration not known */
 } router_lives_t;
 
 typedef enum {
