@@ -13,7 +13,8 @@ Test (fs_routes, builtin_table_parses_and_routes)
     cr_assert_null (names [2]);
     cr_assert_eq (fs_routes_consumers (routes, "attention.requested", &names), 0);
     cr_assert_null (names [0]);
-    cr_assert_eq (fs_routes_all_consumers (routes, &names), 3);
+    //  referral-router, reporting, notification, benefits-office
+    cr_assert_eq (fs_routes_all_consumers (routes, &names), 4);
     fs_routes_destroy (&routes);
     cr_assert_null (routes);
     fs_routes_destroy (&routes);        //  idempotent
