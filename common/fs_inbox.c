@@ -3,6 +3,8 @@
 
 //  Largest envelope a service accepts on its bus (events are small; this bounds memory)
 #define FS_INBOX_MAX_BYTES (1024 * 1024)
+//  Most envelopes applied in one transaction (those already waiting on the socket)
+#define FS_INBOX_BATCH 64
 
 static void
 s_ack (zsock_t *router, zframe_t *identity, const char *id, const char *status,
@@ -104,16 +106,63 @@ fs_inbox_register (fs_inbox_metrics_t *counters, fs_metrics_t *metrics)
                                                     NULL);
 }
 
-//  Applies a decoded envelope in one transaction. Returns the ack status to send, or NULL
-//  when nothing must be sent (transient failure: the sender re-sends).
-static const char *
-s_apply (fs_server_t *server, fs_envelope_t *env, zframe_t *body, char *code, char *reason,
-         size_t reasonlen)
+//  One envelope of a batch: what arrived, and the ack it gets once the batch commits
+typedef struct {
+    zframe_t *identity;         /* the sender's (relay's) routing id */
+    zframe_t *body;             /* the envelope as received */
+    fs_envelope_t env;          /* decoded, when decoded */
+    bool decoded;               /* env holds a decoded envelope */
+    char id [FS_UUID_LEN + 1];  /* its id, "" when unreadable */
+    fs_inbox_ctx_t ctx;         /* the handler's context (after_commit runs on it) */
+    const char *status;         /* ack after the commit; NULL: none (the sender re-sends) */
+    char code [64];             /* when rejected */
+    char reason [400];
+} s_item_t;
+
+//  Statements inside the batch's transaction; a failed one leaves the batch to decide
+static int
+s_savepoint (fs_pg_t *pg, const char *verb)
+{
+    char sql [64];
+    snprintf (sql, sizeof sql, "%s fs_inbox_item", verb);
+    return fs_pg_run (pg, sql, 0, NULL);
+}
+
+//  Undoes an item's work and drops its savepoint (so savepoints never nest); 0 or -1
+static int
+s_undo (fs_pg_t *pg)
+{
+    if (s_savepoint (pg, "ROLLBACK TO SAVEPOINT"))
+        return -1;
+    return s_savepoint (pg, "RELEASE SAVEPOINT");
+}
+
+//  Dead-letters an item inside the batch (own savepoint); 0 or -1
+static int
+s_item_dead_letter (fs_server_t *server, s_item_t *item, const char *source, const char *type)
+{
+    fs_pg_t *pg = fs_server_pg (server);
+    if (s_savepoint (pg, "SAVEPOINT"))
+        return -1;
+    if (s_dead_letter (server, item->id [0] ? item->id : NULL, source, type, item->code,
+                       item->reason, item->body)) {
+        s_undo (pg);
+        return -1;
+    }
+    return s_savepoint (pg, "RELEASE SAVEPOINT");
+}
+
+//  Applies one decoded item inside the batch's transaction, under a savepoint, so its
+//  failure undoes only its own work. Sets item->status. -1 when the whole batch must be
+//  abandoned (connection lost, or the transaction cannot go on)
+static int
+s_apply (fs_server_t *server, s_item_t *item)
 {
     fs_pg_t *pg = fs_server_pg (server);
     const char *schema = fs_server_schema (server);
-    if (fs_pg_begin (pg))
-        return NULL;
+    fs_envelope_t *env = &item->env;
+    if (s_savepoint (pg, "SAVEPOINT"))
+        return -1;
     char sql [256];
     snprintf (sql, sizeof sql,
               "INSERT INTO \"%s\".inbox (msg_id, type, source, correlation_id, outcome)"
@@ -122,105 +171,160 @@ s_apply (fs_server_t *server, fs_envelope_t *env, zframe_t *body, char *code, ch
                                env->hdr.correlation_id };
     PGresult *result = fs_pg_exec (pg, sql, 4, values);
     if (!result)
-        goto retry;
+        return fs_pg_lost (pg) || s_undo (pg) ? -1 : 0;
     bool fresh = atoi (PQcmdTuples (result)) == 1;
     PQclear (result);
     if (!fresh) {
-        fs_pg_rollback (pg);
-        return "duplicate";
+        item->status = "duplicate";
+        return s_savepoint (pg, "RELEASE SAVEPOINT");
     }
     const fs_handler_t *handler = s_handler (server, env->hdr.type);
-    fs_inbox_ctx_t ctx = { .server = server, .pg = pg, .env = env };
+    fs_inbox_ctx_t *ctx = &item->ctx;
+    *ctx = (fs_inbox_ctx_t) { .server = server, .pg = pg, .env = env };
     int rc = FS_HANDLER_REJECT;
     if (handler)
-        rc = handler->fn (&ctx);
+        rc = handler->fn (ctx);
     else
-        snprintf (ctx.reason, sizeof ctx.reason, "%s has no handler for %s (check the routes)",
+        snprintf (ctx->reason, sizeof ctx->reason, "%s has no handler for %s (check the routes)",
                   fs_server_name (server), env->hdr.type);
-    if (rc == FS_HANDLER_OK) {
-        if (fs_pg_commit (pg))
-            return NULL;
-        if (ctx.after_commit)
-            ctx.after_commit (&ctx);
-        return "applied";
+    //  A handler that said OK over a failed statement: RELEASE fails, the item is retried
+    if (rc == FS_HANDLER_OK && s_savepoint (pg, "RELEASE SAVEPOINT") == 0) {
+        item->status = "applied";
+        return 0;
     }
-    fs_pg_rollback (pg);
-    if (rc == FS_HANDLER_RETRY)
-        return NULL;
-    //  Rejected: keep it as a dead letter, in its own transaction
-    strcpy (code, handler ? "handler_rejected" : "no_handler");
-    snprintf (reason, reasonlen, "%s", ctx.reason [0] ? ctx.reason : "rejected by handler");
-    if (fs_pg_begin (pg) == 0
-    &&  s_dead_letter (server, env->hdr.id, env->hdr.source, env->hdr.type, code, reason, body) == 0
-    &&  fs_pg_commit (pg) == 0)
-        return "rejected";
-    fs_pg_rollback (pg);
-    return NULL;
+    if (fs_pg_lost (pg) || s_undo (pg))
+        return -1;
+    ctx->after_commit = NULL;
+    if (rc != FS_HANDLER_REJECT)
+        return 0;                   //  transient: no ack, the sender re-sends
+    //  Rejected: keep it as a dead letter, in the same transaction
+    snprintf (item->code, sizeof item->code, "%s", handler ? "handler_rejected" : "no_handler");
+    snprintf (item->reason, sizeof item->reason, "%s",
+              ctx->reason [0] ? ctx->reason : "rejected by handler");
+    if (s_item_dead_letter (server, item, env->hdr.source, env->hdr.type))
+        return fs_pg_lost (pg) ? -1 : 0;
+    item->status = "rejected";
+    return 0;
+}
 
-retry:
-    fs_pg_rollback (pg);
-    return NULL;
+//  An envelope that does not decode: dead-lettered when its header gives an id, so the
+//  sender stops; otherwise nothing to acknowledge. -1 when the batch must be abandoned
+static int
+s_undecodable (fs_server_t *server, s_item_t *item, const fs_proto_error_t *err)
+{
+    fs_envelope_wire_t hdr = { 0 };
+    fs_proto_error_t herr;
+    bool have_id = zframe_size (item->body) <= FS_INBOX_MAX_BYTES
+                && fs_proto_decode (&fs_envelope_wire_type, zframe_data (item->body),
+                                    zframe_size (item->body), &hdr, &herr) == 0;
+    snprintf (item->reason, sizeof item->reason, "%s%s%s", err->field,
+              err->field [0] ? ": " : "", err->message);
+    snprintf (item->code, sizeof item->code, "%s", fs_proto_code_name (err->code));
+    fs_warn ("bus envelope rejected", "code", item->code, "reason", item->reason,
+             "id", have_id ? hdr.id : NULL);
+    int rc = 0;
+    if (have_id) {
+        snprintf (item->id, sizeof item->id, "%s", hdr.id);
+        if (s_item_dead_letter (server, item, hdr.source, hdr.type) == 0)
+            item->status = "rejected";
+        else
+            rc = fs_pg_lost (fs_server_pg (server)) ? -1 : 0;
+    }
+    fs_proto_clear (&fs_envelope_wire_type, &hdr);
+    return rc;
+}
+
+//  Reads the envelopes waiting on the bus, up to FS_INBOX_BATCH: the first is there (the
+//  loop saw the socket readable), the others only if already queued, never waited for.
+//  Returns how many items were filled
+static int
+s_read_batch (fs_server_t *server, zsock_t *router, s_item_t *items)
+{
+    int n = 0;
+    while (n < FS_INBOX_BATCH && (n == 0 || (zsock_events (router) & ZMQ_POLLIN))) {
+        zmsg_t *msg = zmsg_recv (router);
+        if (!msg)
+            break;
+        zframe_t *identity = zmsg_pop (msg);
+        zframe_t *body = zmsg_pop (msg);
+        if (!identity || !body || zmsg_size (msg) != 0) {
+            //  Not the bus protocol (one frame per envelope); nothing to acknowledge
+            fs_warn ("bus message with a wrong frame count dropped",
+                     "service", fs_server_name (server));
+            zframe_destroy (&identity);
+            zframe_destroy (&body);
+        }
+        else {
+            items [n] = (s_item_t) { .identity = identity, .body = body };
+            n++;
+        }
+        zmsg_destroy (&msg);
+    }
+    return n;
 }
 
 int
 fs_inbox_handle (fs_server_t *server, zsock_t *router)
 {
-    zmsg_t *msg = zmsg_recv (router);
-    if (!msg)
+    s_item_t *items = (s_item_t *) calloc (FS_INBOX_BATCH, sizeof (s_item_t));
+    assert (items);
+    int n = s_read_batch (server, router, items);
+    if (n == 0) {
+        free (items);
         return 0;
+    }
     fs_inbox_metrics_t *counters = fs_server_inbox_metrics (server);
+    fs_pg_t *pg = fs_server_pg (server);
     int64_t started = fs_mono_ms ();
-    zframe_t *identity = zmsg_pop (msg);
-    zframe_t *body = zmsg_pop (msg);
-    if (!identity || !body || zmsg_size (msg) != 0) {
-        //  Not the bus protocol (one frame per envelope); nothing to acknowledge
-        fs_warn ("bus message with a wrong frame count dropped", "service", fs_server_name (server));
-        goto done;
-    }
-    fs_envelope_t env = { 0 };
-    fs_proto_error_t err;
-    if (fs_envelope_decode (zframe_data (body), zframe_size (body), FS_INBOX_MAX_BYTES, &env, &err)) {
-        //  Answer with the id if the header itself is readable, so the sender stops
-        fs_envelope_wire_t hdr = { 0 };
-        fs_proto_error_t herr;
-        bool have_id = zframe_size (body) <= FS_INBOX_MAX_BYTES
-                    && fs_proto_decode (&fs_envelope_wire_type, zframe_data (body),
-                                        zframe_size (body), &hdr, &herr) == 0;
-        char reason [400];
-        snprintf (reason, sizeof reason, "%s%s%s", err.field, err.field [0] ? ": " : "", err.message);
-        fs_warn ("bus envelope rejected", "code", fs_proto_code_name (err.code), "reason", reason,
-                 "id", have_id ? hdr.id : NULL);
-        fs_pg_t *pg = fs_server_pg (server);
-        if (have_id && fs_pg_begin (pg) == 0) {
-            if (s_dead_letter (server, hdr.id, hdr.source, hdr.type, fs_proto_code_name (err.code),
-                               reason, body) == 0
-            &&  fs_pg_commit (pg) == 0) {
-                s_ack (router, identity, hdr.id, "rejected", fs_proto_code_name (err.code), reason);
-                fs_counter_add (counters->rejected, 1);
+    //  One transaction for the batch, one savepoint per envelope, one commit (and one
+    //  flush to disk) for all: what lets a consumer keep up with a stream
+    bool committed = false;
+    if (fs_pg_begin (pg) == 0) {
+        int i;
+        for (i = 0; i < n; i++) {
+            s_item_t *item = &items [i];
+            fs_proto_error_t err;
+            if (fs_envelope_decode (zframe_data (item->body), zframe_size (item->body),
+                                    FS_INBOX_MAX_BYTES, &item->env, &err)) {
+                fs_envelope_clear (&item->env);
+                if (s_undecodable (server, item, &err))
+                    break;
+                continue;
             }
-            else
-                fs_pg_rollback (pg);
+            item->decoded = true;
+            snprintf (item->id, sizeof item->id, "%s", item->env.hdr.id);
+            if (s_apply (server, item))
+                break;
         }
-        fs_proto_clear (&fs_envelope_wire_type, &hdr);
-        goto done;
+        committed = i == n && fs_pg_commit (pg) == 0;
+        if (!committed)
+            fs_pg_rollback (pg);
     }
-    char code [64] = "", reason [400] = "";
-    const char *status = s_apply (server, &env, body, code, reason, sizeof reason);
-    if (status) {
-        s_ack (router, identity, env.hdr.id, status, code [0] ? code : NULL, reason);
-        fs_counter_add (streq (status, "applied") ? counters->applied
-                      : streq (status, "duplicate") ? counters->duplicate : counters->rejected, 1);
-        fs_histogram_observe (counters->apply_seconds, (double) (fs_mono_ms () - started) / 1000.0);
+    for (int i = 0; i < n; i++) {
+        s_item_t *item = &items [i];
+        if (committed && item->status) {
+            if (item->ctx.after_commit)
+                item->ctx.after_commit (&item->ctx);
+            s_ack (router, item->identity, item->id, item->status,
+                   item->code [0] ? item->code : NULL, item->reason);
+            fs_counter_add (streq (item->status, "applied") ? counters->applied
+                          : streq (item->status, "duplicate") ? counters->duplicate
+                          : counters->rejected, 1);
+            fs_histogram_observe (counters->apply_seconds,
+                                  (double) (fs_mono_ms () - started) / 1000.0);
+        }
+        else
+        if (item->decoded || item->id [0]) {
+            fs_counter_add (counters->retried, 1);
+            fs_warn ("bus envelope not applied yet, sender will retry", "id", item->id,
+                     "type", item->decoded ? item->env.hdr.type : NULL,
+                     "reason", fs_pg_error (pg));
+        }
+        if (item->decoded)
+            fs_envelope_clear (&item->env);
+        zframe_destroy (&item->identity);
+        zframe_destroy (&item->body);
     }
-    else {
-        fs_counter_add (counters->retried, 1);
-        fs_warn ("bus envelope not applied yet, sender will retry", "id", env.hdr.id,
-                 "type", env.hdr.type, "reason", fs_pg_error (fs_server_pg (server)));
-    }
-    fs_envelope_clear (&env);
-done:
-    zframe_destroy (&identity);
-    zframe_destroy (&body);
-    zmsg_destroy (&msg);
+    free (items);
     return 0;
 }

@@ -1,7 +1,9 @@
 /*  fs_inbox - the receiving half of delivery. For each envelope arriving on a service's bus
     ROUTER: decode; in ONE transaction record its id in <schema>.inbox and apply it (the
     service's handler, which may emit further events through the outbox); commit; then
-    acknowledge. An id already in the inbox is acknowledged `duplicate` and not applied
+    acknowledge. Envelopes already waiting on the socket (up to 64) share that transaction,
+    each under its own savepoint (one failing undoes only its own work), so one commit and
+    one flush to disk serve them all; their acks go after that commit. An id already in the inbox is acknowledged `duplicate` and not applied
     again. An envelope that can never be applied (malformed, unknown type, invalid payload,
     or a handler's FS_HANDLER_REJECT) is recorded in <schema>.dead_letter and acknowledged
     `rejected` with the reason, so the sender stops re-sending it and nothing is silently lost. */
