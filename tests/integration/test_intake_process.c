@@ -733,3 +733,48 @@ Test (intake_process, consent_and_application_reach_their_consumers)
         cr_assert_eq (fs_test_suite_stop (suite, others [i], SIGTERM, 5000), 0);
     s_stop (&suite);
 }
+
+// ---- several workers ---------------------------------------------------------------------
+
+Test (intake_process, a_burst_about_few_people_gives_one_file_each)
+{
+    fs_test_suite_t *suite = fs_test_suite_new ("proc_burst");
+    fs_test_suite_setenv (suite, "FINESTRA_INTAKE_PROCESS_WORKERS", "4");
+    fs_test_suite_setenv (suite, "FINESTRA_INTAKE_PROCESS_BATCH", "3");
+    fs_test_suite_setenv (suite, "FINESTRA_INTAKE_PROCESS", "off");
+    fs_test_suite_start (suite, "intake");
+    //  Stored first, then processed by four workers in batches of three: the same people
+    //  in every batch, new at the start (no file, no document for Joan)
+    s_who_t moved = s_joan;
+    moved.street = "Carrer de Sants";
+    for (int i = 0; i < 10; i++) {
+        s_attention (suite, &s_anna, NULL);
+        s_attention (suite, &s_joan, NULL);
+    }
+    fs_ev_address_changed_t change = { 0 };
+    s_address (&change.new_address, moved.street, moved.number, moved.postcode, NULL);
+    change.present |= 1ull << fs_ev_address_changed_F_new_address;
+    fs_proto_set_str (&fs_ev_address_changed_type, &change, "effective_date", S_DAY);
+    s_publish (suite, &s_joan, &fs_ev_address_changed_type, &change, NULL);
+    for (int i = 0; i < 10; i++) {
+        s_attention (suite, &moved, NULL);
+        s_attention (suite, &s_anna, NULL);
+    }
+    cr_assert_eq (fs_test_suite_stop (suite, "intake", SIGTERM, 5000), 0);
+    fs_test_suite_setenv (suite, "FINESTRA_INTAKE_PROCESS", "on");
+    fs_test_suite_start (suite, "intake");
+    s_drain (suite);
+    cr_assert_eq (s_long (suite, "SELECT count(*) FROM intake.persons"), 2);
+    cr_assert_eq (s_long (suite, "SELECT count(*) FROM intake.match_candidates"), 0);
+    cr_assert_eq (s_long (suite, "SELECT count(*) FROM intake.cases"), 40);
+    //  Joan moved once, in seq order: one closed membership (Verdi), the current one at Sants
+    cr_assert_eq (s_long (suite, "SELECT count(*) FROM intake.household_members"), 3);
+    cr_assert_str_eq (s_text (suite, "SELECT h.street FROM intake.household_members m"
+                                     " JOIN intake.households h ON h.id = m.household_id"
+                                     " JOIN intake.persons p ON p.id = m.person_id"
+                                     " WHERE m.until IS NOT NULL AND p.given_name = 'Joan'"),
+                      "Carrer de Verdi");
+    cr_assert_eq (s_long (suite, "SELECT count(*) FROM intake.events WHERE process_error IS NOT NULL"),
+                  0);
+    s_stop (&suite);
+}
