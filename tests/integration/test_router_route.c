@@ -631,3 +631,34 @@ Test (router_route, joint_treatment_needs_a_complexity_factor)
               "ev-joint-1", "1");
     free (person);
 }
+
+Test (router_route, intake_s_request_carries_the_facts_the_router_keeps)
+{
+    //  Through intake's ingest: the processor fills subject and needs; the router keeps the
+    //  snapshot and maps the health codes (no territory loaded in intake: unplaced, so the
+    //  neighbourhood is unknown and no centre can be shown to fit: a draft, not a guess)
+    fs_test_suite_start (s_suite, "intake");
+    zchunk_t *event = fs_test_event_social_risk ("risk-e2e-1", "primary-care", "preferent");
+    fs_ingest_receipt_t receipt = { 0 };
+    cr_assert_eq (fs_test_publish (s_suite->ingest_endpoint, zchunk_data (event),
+                                   zchunk_size (event), &receipt, 10000), 0);
+    cr_assert_str_eq (receipt.status, "accepted");
+    zchunk_destroy (&event);
+    cr_assert (fs_test_pg_wait (s_suite->pg_url, "SELECT count(*) FROM"
+               " referral_router.referral_subjects WHERE subject IS NOT NULL", 1, 20000),
+               "no referral with a subject (logs in %s)", s_suite->log_dir);
+    s_expect ("SELECT array_to_string (needs, ' ') || '|' || status || '|' || reason_code"
+              " FROM referral_router.referrals WHERE event_ref = $1", receipt.ref,
+              "homelessness housing|draft|no_fitting_service");
+    fs_referral_subject_t subject = { 0 };
+    cr_assert (s_decode ("SELECT s.subject FROM referral_router.referral_subjects s"
+                         " JOIN referral_router.referrals r ON r.id = s.referral_id"
+                         " WHERE r.event_ref = $1", receipt.ref, &fs_referral_subject_type,
+                         &subject));
+    cr_assert_str_eq (subject.given_name, "Anna");
+    cr_assert_str_eq (subject.doc_number, "12345678Z");
+    cr_assert_str_eq (subject.birth_date, "1980-04-01");
+    cr_assert_str_eq (subject.address.postcode, "08001");
+    fs_proto_clear (&fs_referral_subject_type, &subject);
+    fs_proto_clear (&fs_ingest_receipt_type, &receipt);
+}
