@@ -693,10 +693,11 @@ s_on_request (zloop_t *loop, zsock_t *router, void *arg)
         char after [24];
         snprintf (after, sizeof after, "%" PRId64, request.after);
         const char *values [2] = { request.feed, after };
-        fs_pg_run (self->pg, "INSERT INTO referral_router.feed_readers (feed, last_after)"
-                             " VALUES ($1, $2::bigint) ON CONFLICT (feed) DO UPDATE"
-                             " SET last_after = excluded.last_after, last_read_at = now (),"
-                             " reads = feed_readers.reads + 1", 2, values);
+        if (fs_pg_run (self->pg, "INSERT INTO referral_router.feed_readers (feed, last_after)"
+                                 " VALUES ($1, $2::bigint) ON CONFLICT (feed) DO UPDATE"
+                                 " SET last_after = excluded.last_after, last_read_at = now (),"
+                                 " reads = feed_readers.reads + 1", 2, values))
+            s_db_failed (self, &error);     //  a lost connection is listened again; read on
         s_serve_read (self, &route, request.feed, request.after, max, wait);
     }
     zmsg_destroy (&route);

@@ -533,6 +533,46 @@ Test (router_feed, answer_bytes_bounded)
     cr_expect_eq (s_read_all ("health-primary-care", 0, 100, seqs, statuses, referrals, 16), 8);
 }
 
+//  The endpoint's connection is cut: the reader is told `unavailable` (or served by the
+//  new connection), the endpoint reconnects and LISTENs again, and a long poll still wakes
+Test (router_feed, survives_a_lost_connection)
+{
+    cr_assert_eq (s_run ("sender-feed", "primary-care", "health-primary-care", NULL), 0);
+    char a [FS_UUID_LEN + 1];
+    s_referral ("primary-care", "ordinary", a);
+    free (s_sql ("SELECT count (pg_terminate_backend (pid)) FROM pg_stat_activity"
+                 " WHERE datname = current_database () AND pid <> pg_backend_pid ()", 0, NULL));
+    bool ok = false, unavailable = false;
+    for (int attempt = 0; attempt < 50 && !ok; attempt++) {
+        fs_feed_answer_t answer = { 0 };
+        s_ask (s_read_request ("health-primary-care", 0, -1, -1), &answer);
+        ok = streq (answer.status, "ok");
+        if (!ok) {
+            cr_assert_str_eq (answer.error.code, "unavailable", "%s", answer.error.message);
+            unavailable = true;
+            usleep (100 * 1000);
+        }
+        fs_proto_clear (&fs_feed_answer_type, &answer);
+    }
+    cr_assert (ok, "the endpoint answers again");
+    (void) unavailable;         //  either: the first statement after the cut fails, or not
+    //  LISTEN again within its check (1 s): then a long poll wakes on an append
+    usleep (1500 * 1000);
+    zsock_t *req = s_reader ();
+    msgpack_sbuffer *request = s_read_request ("health-primary-care", 0, 10, 30000);
+    zframe_t *frame = zframe_new (request->data, request->size);
+    msgpack_sbuffer_free (request);
+    cr_assert (zframe_send (&frame, req, 0) == 0);
+    usleep (200 * 1000);
+    cr_assert_eq (s_run ("transition", a, "accepted", "--as", "target", NULL), 0);
+    fs_feed_answer_t answer = { 0 };
+    s_receive (req, &answer);
+    zsock_destroy (&req);
+    cr_assert_str_eq (answer.status, "ok");
+    cr_assert_eq (answer.items.n, 1);
+    fs_proto_clear (&fs_feed_answer_type, &answer);
+}
+
 //  proto/FEED.md's tables are fs_proto_doc's output for the definitions in this build
 Test (router_feed_doc, tables_match_definitions)
 {
