@@ -147,7 +147,10 @@ s_status (fs_server_t *server, fs_pg_t *pg, const char *id, const char *event_re
     fs_proto_set_str (type, &changed, "actor", "requester");
     fs_proto_set_str (type, &changed, "reason_code", reason_code);
     fs_proto_set_str (type, &changed, "reason", reason_text ? text : NULL);
-    int rc = s_emit (server, pg, type, &changed, cause);
+    //  The sender told: inside the suite on the bus, an external system on its feed
+    int rc = s_emit (server, pg, type, &changed, cause)
+          || router_feed_tell (pg, id, cause->hdr.correlation_id, ROUTER_FEED_SENDER, type,
+                               &changed);
     fs_proto_clear (type, &changed);
     return rc;
 }
@@ -636,7 +639,9 @@ s_route (fs_inbox_ctx_t *ctx, router_directory_t *dir, const fs_referral_request
         fs_proto_set_str (type, &changed, "actor", "requester");
         fs_proto_set_str (type, &changed, "reason_code", "no_fitting_service");
         fs_proto_set_str (type, &changed, "reason", text);
-        rc = s_emit (server, pg, type, &changed, cause);
+        rc = s_emit (server, pg, type, &changed, cause)
+          || router_feed_tell (pg, id, cause->hdr.correlation_id, ROUTER_FEED_SENDER, type,
+                               &changed);
         fs_proto_clear (type, &changed);
         return rc;
     }

@@ -508,13 +508,25 @@ Test (router_route, criteria_filter_and_nothing_fitting_stays_a_draft)
 
 Test (router_route, consent_missing_granted_expired_withdrawn_and_overridden)
 {
-    //  Missing: held, nothing leaves; a grant later releases it at once
+    //  Missing: held, nothing leaves; a grant later releases it at once. The sender (an
+    //  external system reading its feed) is told each change on its feed
+    cr_assert_eq (s_run ("sender-feed", "primary-care", "pc-feed", NULL), 0, "%s", s_err);
     char *person = s_person ();
     s_request ("ev-held", person, &(s_req_t) { .level = "complementation",
                .codes = { "Z59.1" }, .minors = -1 });
     s_expect_referral ("ev-held", "on-hold|consent_missing|complementation|OH-01");
+    fs_referral_status_changed_t told = { 0 };
+    cr_assert (s_decode ("SELECT f.payload FROM referral_router.feed_items f"
+                         " JOIN referral_router.referrals r ON r.id = f.referral_id"
+                         " WHERE r.event_ref = $1 AND f.feed = 'pc-feed'"
+                         " AND f.item_type = 'referral.status_changed' ORDER BY f.seq DESC",
+                         "ev-held", &fs_referral_status_changed_type, &told));
+    cr_assert_str_eq (told.status, "on-hold");
+    cr_assert_str_eq (told.reason_code, "consent_missing");
+    fs_proto_clear (&fs_referral_status_changed_type, &told);
     s_expect ("SELECT count(*) FROM referral_router.feed_items f JOIN referral_router.referrals"
-              " r ON r.id = f.referral_id WHERE r.event_ref = $1", "ev-held", "0");
+              " r ON r.id = f.referral_id WHERE r.event_ref = $1"
+              " AND f.item_type = 'referral.requested'", "ev-held", "0");
     char consent [FS_UUID_LEN + 1];
     fs_uuid (consent);
     //  A consent for other recipients changes nothing
@@ -523,6 +535,14 @@ Test (router_route, consent_missing_granted_expired_withdrawn_and_overridden)
     fs_uuid (consent);
     s_consent (consent, person, "granted", "housing", "identity contact social_health", NULL);
     s_expect_referral ("ev-held", "requested|-|complementation|OH-01");
+    cr_assert (s_decode ("SELECT f.payload FROM referral_router.feed_items f"
+                         " JOIN referral_router.referrals r ON r.id = f.referral_id"
+                         " WHERE r.event_ref = $1 AND f.feed = 'pc-feed'"
+                         " AND f.item_type = 'referral.status_changed' ORDER BY f.seq DESC",
+                         "ev-held", &fs_referral_status_changed_type, &told));
+    cr_assert_str_eq (told.status, "requested");
+    cr_assert_str_eq (told.previous, "on-hold");
+    fs_proto_clear (&fs_referral_status_changed_type, &told);
     fs_referral_package_t package = { 0 };
     cr_assert (s_package ("ev-held", &package));
     cr_assert_str_eq (package.note, "Lives alone, behind on rent");
