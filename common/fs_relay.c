@@ -250,12 +250,14 @@ s_relay_setup (s_relay_t *self)
     fs_relay_args_t *args = self->args;
     const char *schema = args->schema;
     snprintf (self->channel, sizeof self->channel, "finestra_outbox_%s", schema);
+    //  ORDER BY o.seq, the column: a bare "seq" would be the text output column, sorted as
+    //  text ("10" before "9") after reading every pending row instead of walking the index
     snprintf (self->sql_select, sizeof self->sql_select,
-              "SELECT seq::text, msg_id::text, attempts::text, envelope FROM \"%s\".outbox"
+              "SELECT seq::text, msg_id::text, attempts::text, envelope FROM \"%s\".outbox o"
               " WHERE consumer = $1 AND delivered_at IS NULL"
               "   AND (last_sent_at IS NULL"
               "        OR last_sent_at < now () - $2::int * interval '1 millisecond')"
-              " ORDER BY seq LIMIT $3::int", schema);
+              " ORDER BY o.seq LIMIT $3::int", schema);
     snprintf (self->sql_sent, sizeof self->sql_sent,
               "UPDATE \"%s\".outbox SET attempts = attempts + 1, last_sent_at = now ()"
               " WHERE seq = ANY ($1::bigint[])", schema);
