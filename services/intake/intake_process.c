@@ -477,22 +477,6 @@ s_emits_clear (s_emits_t *e)
     fs_proto_clear (&fs_consent_changed_type, &e->consent);
 }
 
-//  The need categories (the router's vocabulary) an emergency's kind tells; NULL: none
-static const char *
-s_emergency_need (const char *kind)
-{
-    static const char *const map [][2] = {
-        { "emergency_accommodation", "housing" }, { "gender_violence", "gender_violence" },
-        { "child_protection", "childhood_at_risk" }, { "eviction", "housing" },
-        { "disaster", "housing" }, { "homelessness", "homelessness" },
-        { "elder_at_risk", "home_care" }
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map [0]; i++)
-        if (streq (map [i][0], kind))
-            return map [i][1];
-    return NULL;
-}
-
 //  The router's facts and the personal data it may pass on (it decides what leaves):
 //  subject, needs, note and minors of the referral request
 static void
@@ -520,17 +504,18 @@ s_referral_facts (s_event_t *ev, const char *hood, fs_referral_requested_t *refe
     referral->present |= 1ull << fs_referral_requested_F_subject;
 
     const fs_type_t *t = &fs_referral_requested_type;
-    const char *needs [2] = { NULL, NULL };
+    const char *kind = NULL;
+    const fs_strlist_t *found = NULL;
     if (ev->dtype == &fs_ev_eviction_scheduled_type) {
         const fs_ev_eviction_scheduled_t *eviction = (const fs_ev_eviction_scheduled_t *) ev->data;
-        needs [0] = "housing";
         fs_proto_set_int (t, referral, "minors", eviction->minors);
     }
     else
     if (ev->dtype == &fs_ev_emergency_intervention_type) {
         const fs_ev_emergency_intervention_t *emergency =
             (const fs_ev_emergency_intervention_t *) ev->data;
-        needs [0] = s_emergency_need (emergency->kind);
+        kind = emergency->kind;
+        found = &emergency->needs;
         fs_proto_set_int (t, referral, "minors", emergency->minors_involved);
         fs_proto_set_str (t, referral, "note", emergency->summary);
     }
@@ -538,10 +523,14 @@ s_referral_facts (s_event_t *ev, const char *hood, fs_referral_requested_t *refe
         const fs_ev_social_risk_detected_t *risk = (const fs_ev_social_risk_detected_t *) ev->data;
         fs_proto_set_str (t, referral, "note", risk->note);
     }
-    if (needs [0]) {
-        referral->needs.items = (char **) zmalloc (sizeof (char *));
-        referral->needs.items [0] = strdup (needs [0]);
-        referral->needs.n = 1;
+    //  Eviction -> housing, the emergency's kind and what its team found (intake_rules)
+    const char *needs [INTAKE_NEEDS_MAX];
+    size_t n = intake_needs (ev->event.type, kind, found, needs, INTAKE_NEEDS_MAX);
+    if (n) {
+        referral->needs.items = (char **) zmalloc (n * sizeof (char *));
+        for (size_t i = 0; i < n; i++)
+            referral->needs.items [i] = strdup (needs [i]);
+        referral->needs.n = n;
         referral->present |= 1ull << fs_referral_requested_F_needs;
     }
 }

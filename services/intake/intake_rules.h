@@ -78,4 +78,17 @@ const char *intake_triage_level (const char *name);
 void intake_triage_eval (const intake_triage_rule_t *rules, size_t nrules,
                          const intake_triage_facts_t *facts, intake_triage_outcome_t *out);
 
+/* ---- intake_triage.c: needs the router can route on -------------------------------- */
+
+#define INTAKE_NEEDS_MAX 8
+
+/* The need categories (the router's vocabulary, services/referral-router/data/needs.csv) an
+   event's data tells: an eviction -> housing; an emergency by its kind (gender_violence,
+   child_protection -> childhood_at_risk, homelessness, eviction/disaster/accommodation ->
+   housing, elder_at_risk -> home_care) and by the needs its team found (shelter -> housing,
+   food, medical -> health_care, or a category named as such). Health sends ICD-10 codes,
+   which the router maps itself. Writes up to max distinct static strings; their count. */
+size_t intake_needs (const char *event_type, const char *emergency_kind,
+                     const fs_strlist_t *found, const char **needs, size_t max);
+
 #endif

@@ -61,3 +61,53 @@ intake_triage_eval (const intake_triage_rule_t *rules, size_t nrules,
     out->level = "ordinary";
     out->due_days = INTAKE_TRIAGE_DEFAULT_DAYS;
 }
+
+//  The router's need categories (services/referral-router/data/needs.csv)
+static const char *s_needs [] = {
+    "housing", "homelessness", "income", "food", "employment", "education", "family_support",
+    "childhood_at_risk", "home_care", "caregiver_support", "social_isolation", "migration",
+    "gender_violence", "legal", "health_care", NULL
+};
+
+//  What a publisher's word means as a category: itself when it is one, else a synonym
+static const char *
+s_need_of (const char *word)
+{
+    static const char *synonyms [][2] = {
+        { "shelter", "housing" }, { "accommodation", "housing" }, { "eviction", "housing" },
+        { "disaster", "housing" }, { "emergency_accommodation", "housing" },
+        { "medical", "health_care" }, { "child_protection", "childhood_at_risk" },
+        { "elder_at_risk", "home_care" }, { NULL, NULL }
+    };
+    for (size_t i = 0; word && s_needs [i]; i++)
+        if (streq (s_needs [i], word))
+            return s_needs [i];
+    for (size_t i = 0; word && synonyms [i][0]; i++)
+        if (streq (synonyms [i][0], word))
+            return synonyms [i][1];
+    return NULL;
+}
+
+static void
+s_add (const char *need, const char **needs, size_t *n, size_t max)
+{
+    if (!need || *n >= max)
+        return;
+    for (size_t i = 0; i < *n; i++)
+        if (streq (needs [i], need))
+            return;
+    needs [(*n)++] = need;
+}
+
+size_t
+intake_needs (const char *event_type, const char *emergency_kind, const fs_strlist_t *found,
+              const char **needs, size_t max)
+{
+    size_t n = 0;
+    if (event_type && streq (event_type, "housing.eviction_scheduled"))
+        s_add ("housing", needs, &n, max);
+    s_add (s_need_of (emergency_kind), needs, &n, max);
+    for (size_t i = 0; found && i < found->n; i++)
+        s_add (s_need_of (found->items [i]), needs, &n, max);
+    return n;
+}

@@ -100,3 +100,25 @@ Test (intake_triage, names)
     cr_assert_str_eq (intake_triage_level ("preferent"), "preferent");
     cr_assert_null (intake_triage_level ("Urgent"));
 }
+
+Test (intake_triage, needs_the_router_can_route_on)
+{
+    const char *needs [INTAKE_NEEDS_MAX];
+    cr_assert_eq (intake_needs ("housing.eviction_scheduled", NULL, NULL, needs, 8), 1);
+    cr_assert_str_eq (needs [0], "housing");
+    cr_assert_eq (intake_needs ("attention.requested", NULL, NULL, needs, 8), 0);
+    //  An emergency: its kind, then what the team found, each once, unknown words dropped
+    char *items [] = { "shelter", "food", "medical", "hugs", "gender_violence" };
+    fs_strlist_t found = { 5, items };
+    size_t n = intake_needs ("emergency.intervention", "gender_violence", &found, needs, 8);
+    cr_assert_eq (n, 4);
+    cr_assert_str_eq (needs [0], "gender_violence");
+    cr_assert_str_eq (needs [1], "housing");
+    cr_assert_str_eq (needs [2], "food");
+    cr_assert_str_eq (needs [3], "health_care");
+    cr_assert_eq (intake_needs ("emergency.intervention", "child_protection", NULL, needs, 8), 1);
+    cr_assert_str_eq (needs [0], "childhood_at_risk");
+    cr_assert_eq (intake_needs ("emergency.intervention", "other", NULL, needs, 8), 0);
+    //  Never more than asked for
+    cr_assert_eq (intake_needs ("emergency.intervention", "homelessness", &found, needs, 2), 2);
+}
