@@ -287,7 +287,7 @@ s_pg_wait (PGconn *conn, const char *sql, long expected, double timeout_s)
     double until = s_mono () + timeout_s;
     long value;
     while ((value = s_pg_long (conn, sql)) < expected && s_mono () < until)
-        usleep (20 * 1000);
+        usleep (100 * 1000);
     return value;
 }
 
@@ -477,9 +477,9 @@ s_rep (s_options_t *options, PGconn *conn, int run, s_rep_t *rep)
         return -1;
     }
     long got = s_pg_wait (conn, "SELECT count(*) FROM referral_router.referrals",
-                          before + pub.accepted, 30);
+                          before + pub.accepted, 120);
     if (got < before + pub.accepted)
-        fprintf (stderr, "bench_router: %ld of %d referrals after 30 s\n", got - before,
+        fprintf (stderr, "bench_router: %ld of %d referrals after 120 s\n", got - before,
                  pub.accepted);
     int rc = s_measure (options, conn, &pub, rep);
     zhashx_destroy (&pub.receipts);
@@ -618,11 +618,12 @@ main (int argc, char **argv)
             stage50 [s][r] = rep->stage_p50 [s];
             stage99 [s][r] = rep->stage_p99 [s];
         }
-        if (rep->missing)
-            rc = 1;
     }
     s_routers_stop (&options);
     PQfinish (conn);
+    int missing = 0;
+    for (int r = 0; r < options.reps && rc == 0; r++)
+        missing += reps [r].missing;
     if (rc)
         return 1;
     int n = options.reps;
@@ -638,5 +639,8 @@ main (int argc, char **argv)
             " -> router began %.1f / %.1f; -> referral committed %.1f / %.1f\n",
             s_median (stage50 [0], n), s_median (stage99 [0], n), s_median (stage50 [1], n),
             s_median (stage99 [1], n), s_median (stage50 [2], n), s_median (stage99 [2], n));
-    return 0;
+    if (missing)
+        printf ("  %d accepted events got no referral in time: not measured, figures flattered\n",
+                missing);
+    return missing ? 1 : 0;
 }
