@@ -10,6 +10,7 @@
 
 #define S_SEP "\x1f"                //  list separator in text results (codes hold no 0x1f)
 
+static bool s_invalid;                          //  the request cannot make a valid package
 static fs_counter_t *s_unmapped_counter;        //  codes that mapped to no need
 static fs_counter_t *s_routed [5];              //  referrals by first outcome
 static const char *s_outcomes [5] = {
@@ -292,8 +293,10 @@ s_dispatch (fs_server_t *server, fs_pg_t *pg, const char *id, uint32_t categorie
     size_t len = 0;
     fs_proto_error_t err;
     int rc = fs_proto_encode (t, &package, &data, &len, &err);
-    if (rc)
+    if (rc) {
         fs_pg_set_error (pg, "cannot encode the package of %s: %s", id, err.message);
+        s_invalid = true;           //  the same again would fail again: dead-lettered
+    }
     if (rc == 0) {
         zchunk_t *sent_list = zchunk_new (NULL, 64);
         s_array (sent_list, cats, s_bit_names (sent, router_data_name, cats, ROUTER_DATA_COUNT));
@@ -474,7 +477,7 @@ s_add_need (const char **needs, size_t *n, const char *need)
     for (size_t i = 0; i < *n; i++)
         if (streq (needs [i], need))
             return;
-    if (*n < ROUTER_LIST_MAX)
+    if (*n < 16)                    //  a package carries at most 16
         needs [(*n)++] = need;
 }
 
@@ -599,6 +602,7 @@ s_route (fs_inbox_ctx_t *ctx, router_directory_t *dir, const fs_referral_request
     fs_proto_error_t err;
     if (subject && fs_proto_encode (&fs_referral_subject_type, subject, &bytes, &len, &err)) {
         fs_pg_set_error (pg, "subject: %s", err.message);
+        s_invalid = true;
         return -1;
     }
     zchunk_t *codes = zchunk_new (NULL, 64);
@@ -739,10 +743,15 @@ router_on_referral_requested (fs_inbox_ctx_t *ctx)
     router_directory_t *dir = s_directory (ctx->pg);
     if (!dir)
         return FS_HANDLER_RETRY;
+    s_invalid = false;
     int rc = s_route (ctx, dir, req, id);
     if (rc)
         fs_log_write (FS_LOG_WARN, "cannot route", "event_ref", req->event_ref,
                       "error", fs_pg_error (ctx->pg), NULL);
+    if (rc && s_invalid) {
+        snprintf (ctx->reason, sizeof ctx->reason, "%s", fs_pg_error (ctx->pg));
+        return FS_HANDLER_REJECT;
+    }
     return rc ? FS_HANDLER_RETRY : FS_HANDLER_OK;
 }
 
