@@ -393,6 +393,11 @@ s_cand_cmp (const void *a, const void *b)
         return x->cls - y->cls;
     if (x->specific != y->specific)
         return x->specific ? -1 : 1;
+    //  A service whose own conditions hold for the person is the more specific answer
+    int xc = __builtin_popcount (x->service->conditions);
+    int yc = __builtin_popcount (y->service->conditions);
+    if (xc != yc)
+        return yc - xc;
     if (x->fit.waiting_list != y->fit.waiting_list)
         return x->fit.waiting_list ? 1 : -1;
     if (x->matched != y->matched)
@@ -449,7 +454,8 @@ s_candidates (fs_pg_t *pg, router_directory_t *dir, const char *id,
         if (c->cls == 0) {
             outcome = "fits_not_chosen";
             snprintf (reason, sizeof reason, "fits%s, ranked after %s (specific services"
-                      " first, then capacity before waiting list, then needs matched)",
+                      " first, then more conditions, capacity before waiting list, needs"
+                      " matched)",
                       c->fit.waiting_list ? " (waiting list)" : "", cands [0].service->code);
         }
         else {

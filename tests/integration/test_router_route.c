@@ -26,7 +26,9 @@ static const char *s_services_csv =
     "OH-FULL,housing_office,Housing Full,district,01,18,,lives_in_city,housing,,"
     "Adults living in district 01,no_capacity,feed,housing-feed,true\n"
     "EMP,employment,Jobs,city,,16,64,lives_in_city,employment,,"
-    "People aged 16 to 64 living in the city,capacity,feed,jobs-feed,true\n";
+    "People aged 16 to 64 living in the city,capacity,feed,jobs-feed,true\n"
+    "UCER,housing_office,Exclusion unit,city,,,,lives_in_city,housing homelessness,"
+    "eviction_in_process,Households facing eviction,capacity,feed,housing-consortium,true\n";
 static const char *s_territory_csv =
     "district_code,district,neighbourhood_code,neighbourhood\n"
     "01,One,01,N one\n01,One,02,N two\n02,Two,03,N three\n";
@@ -355,7 +357,7 @@ Test (router_route, complementation_sends_the_minimum_data_set_the_consent_allow
     s_expect ("SELECT string_agg (service_code || ':' || outcome, ' ' ORDER BY rank)"
               " FROM referral_router.routing_decisions d JOIN referral_router.referrals r"
               " ON r.id = d.referral_id WHERE r.event_ref = $1", "ev-comp-1",
-              "OH-01:chosen CSS01:fits_not_chosen OH-FULL:no_capacity CSS02:no_fit");
+              "OH-01:chosen CSS01:fits_not_chosen UCER:unknown OH-FULL:no_capacity CSS02:no_fit");
     fs_referral_package_t package = { 0 };
     cr_assert (s_package ("ev-comp-1", &package));
     cr_assert_str_eq (package.level, "complementation");
@@ -499,6 +501,21 @@ Test (router_route, criteria_filter_and_nothing_fitting_stays_a_draft)
     cr_assert (strstr (body, "finestra_router_unmapped_codes_total{service=\"referral-router\"}"
                              " 2"), "%s", body);
     free (body);
+    //  An eviction with minors: no level suggested -> complementation; the unit for
+    //  households facing eviction fits (its condition holds) and is ranked first
+    fs_uuid (consent);
+    s_consent (consent, person, "granted", "housing", "identity contact", NULL);
+    s_request ("ev-evict", person, &(s_req_t) { .event_type = "housing.eviction_scheduled",
+               .needs = { "housing" }, .minors = 2 });
+    s_expect_referral ("ev-evict", "requested|-|complementation|UCER");
+    s_expect ("SELECT level_requested || '|' || array_to_string (needs, ' ') FROM"
+              " referral_router.referrals WHERE event_ref = $1", "ev-evict",
+              "complementation|housing");
+    s_expect ("SELECT string_agg (service_code || ':' || outcome, ' ' ORDER BY rank)"
+              " FROM referral_router.routing_decisions d JOIN referral_router.referrals r"
+              " ON r.id = d.referral_id WHERE r.event_ref = $1", "ev-evict",
+              "UCER:chosen OH-01:fits_not_chosen CSS01:fits_not_chosen OH-FULL:no_capacity"
+              " CSS02:no_fit");
     //  Only unmapped codes: no need known, nothing fits
     s_request ("ev-unmapped", person, &(s_req_t) { .level = "complementation",
                .codes = { "Z57.0" }, .minors = -1 });
