@@ -92,7 +92,7 @@ trap finish EXIT
 trap 'exit 1' INT TERM
 
 # ---- ports of the host-network stack must be free -------------------------------------
-ports=(15433 16380 5556 5611 5612 5613 5614 5615 8091 8092 8093 8094 8095)
+ports=(15433 16380 5556 5566 5611 5612 5613 5614 5615 8091 8092 8093 8094 8095)
 busy=()
 for p in "${ports[@]}"; do
   # Any socket, not only listeners: a connection's local port blocks a bind too.
