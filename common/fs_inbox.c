@@ -276,6 +276,40 @@ fs_inbox_handle (fs_server_t *server, zsock_t *router)
     fs_inbox_metrics_t *counters = fs_server_inbox_metrics (server);
     fs_pg_t *pg = fs_server_pg (server);
     int64_t started = fs_mono_ms ();
+    //  Decode all; then one look for ids applied already (a relay re-sends what a busy
+    //  consumer had not acknowledged within its retry time): those are acknowledged
+    //  duplicates without a statement each
+    fs_proto_error_t *errs = (fs_proto_error_t *) calloc ((size_t) n, sizeof (fs_proto_error_t));
+    assert (errs);
+    zchunk_t *ids = zchunk_new ("{", 1);
+    int decoded = 0;
+    for (int i = 0; i < n; i++) {
+        s_item_t *item = &items [i];
+        if (fs_envelope_decode (zframe_data (item->body), zframe_size (item->body),
+                                FS_INBOX_MAX_BYTES, &item->env, &errs [i]) == 0) {
+            item->decoded = true;
+            snprintf (item->id, sizeof item->id, "%s", item->env.hdr.id);
+            if (decoded++)
+                zchunk_extend (ids, ",", 1);
+            zchunk_extend (ids, item->id, strlen (item->id));
+        }
+    }
+    zchunk_extend (ids, "}\0", 2);
+    if (decoded) {
+        char sql [128];
+        snprintf (sql, sizeof sql, "SELECT msg_id::text FROM \"%s\".inbox"
+                  " WHERE msg_id = ANY ($1::uuid[])", fs_server_schema (server));
+        const char *values [1] = { (const char *) zchunk_data (ids) };
+        PGresult *known = fs_pg_exec (pg, sql, 1, values);
+        //  Without an answer the INSERT below tells duplicates apart just the same
+        for (int row = 0; known && row < PQntuples (known); row++)
+            for (int i = 0; i < n; i++)
+                if (items [i].decoded && streq (items [i].id, PQgetvalue (known, row, 0)))
+                    items [i].status = "duplicate";
+        PQclear (known);
+    }
+    zchunk_destroy (&ids);
+
     //  One transaction for the batch, one savepoint per envelope, one commit (and one
     //  flush to disk) for all: what lets a consumer keep up with a stream
     bool committed = false;
@@ -283,16 +317,13 @@ fs_inbox_handle (fs_server_t *server, zsock_t *router)
         int i;
         for (i = 0; i < n; i++) {
             s_item_t *item = &items [i];
-            fs_proto_error_t err;
-            if (fs_envelope_decode (zframe_data (item->body), zframe_size (item->body),
-                                    FS_INBOX_MAX_BYTES, &item->env, &err)) {
-                fs_envelope_clear (&item->env);
-                if (s_undecodable (server, item, &err))
+            if (item->status)
+                continue;               //  a known duplicate
+            if (!item->decoded) {
+                if (s_undecodable (server, item, &errs [i]))
                     break;
                 continue;
             }
-            item->decoded = true;
-            snprintf (item->id, sizeof item->id, "%s", item->env.hdr.id);
             if (s_apply (server, item))
                 break;
         }
@@ -300,6 +331,7 @@ fs_inbox_handle (fs_server_t *server, zsock_t *router)
         if (!committed)
             fs_pg_rollback (pg);
     }
+    free (errs);
     for (int i = 0; i < n; i++) {
         s_item_t *item = &items [i];
         if (committed && item->status) {
