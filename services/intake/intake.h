@@ -60,8 +60,8 @@ int intake_curve_check_source (intake_curve_t *self, zframe_t *frame, const char
    FINESTRA_INTAKE_PROCESS_WORKERS actors, each with its own PostgreSQL connection, claim
    unprocessed events in seq order (FOR UPDATE SKIP LOCKED), apply each (registry,
    households, consent, triage, assignment, cases), mark them processed and emit the internal
-   events, in ONE transaction per batch. They wake on the NOTIFY a stored batch sends and on a
-   poll timer. FINESTRA_INTAKE_PROCESS=off: not run. docs/ARCHITECTURE.md has the design. */
+   events, in ONE transaction per batch. They wake when this process's ingest stored a batch
+   (intake_process_wake) and on a poll timer (other replicas' events). FINESTRA_INTAKE_PROCESS=off: not run. docs/ARCHITECTURE.md has the design. */
 typedef struct {
     const fs_config_t *config;      /* settings (not owned) */
     fs_routes_t *routes;            /* who consumes what we emit (not owned) */
@@ -70,11 +70,15 @@ typedef struct {
     fs_counter_t *errors;           /* events that could not be applied */
     fs_counter_t *failures;         /* transactions rolled back (retried) */
     fs_histogram_t *lag;            /* age of the oldest event of a batch when claimed */
+    int wake_fd;                    /* the starting worker's eventfd (-1: timer only) */
 } intake_process_args_t;
 
 int intake_process_init (fs_server_t *server);
 int intake_process_start (fs_server_t *server);
 void intake_process_stop (fs_server_t *server);
+/* Wakes this process's workers: a batch of events was committed. Any thread, cheap (a write
+   to an eventfd per worker); nothing happens when the processor is off or stopped. */
+void intake_process_wake (void);
 /* The actor itself (zactor_new (intake_process_actor, args)): args outlive it. */
 void intake_process_actor (zsock_t *pipe, void *args);
 

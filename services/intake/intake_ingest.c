@@ -436,6 +436,8 @@ s_writer_store (s_writer_t *self)
     }
     if (!self->stored)
         fs_warn ("events not stored", "reason", fs_pg_error (self->pg));
+    else
+        intake_process_wake ();         //  instead of a NOTIFY, which serialises commits
 }
 
 //  The writer's thread: one STORE at a time, answered with a signal when done

@@ -8,12 +8,13 @@
 #include "intake.h"
 #include "intake_rules.h"
 #include <dlfcn.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
 
 #define S_MAX_RULES      128
 #define S_MAX_HOODS      512
 #define S_BACKOFF_MIN_MS 100
 #define S_BACKOFF_MAX_MS 5000
-#define S_CHANNEL        "finestra_intake_events"
 #define S_LOCK_KEY       "finestra.intake.process"
 #define S_FULL_SCAN_MS   1000
 
@@ -46,8 +47,8 @@ typedef struct {
 typedef struct {
     intake_process_args_t *args;    /* settings, routes, counters (not owned) */
     zsock_t *pipe;                  /* to the parent */
-    fs_pg_t *pg;                    /* own connection: LISTENs, claims, applies */
-    PGconn *listening;              /* the connection the LISTEN was sent on */
+    fs_pg_t *pg;                    /* own connection: claims, applies */
+    int wake;                       /* eventfd: readable when ingest stored a batch */
     intake_triage_rule_t rules [S_MAX_RULES];
     size_t nrules;                  /* loaded this batch */
     s_hood_t *hoods;                /* S_MAX_HOODS of them */
@@ -805,34 +806,22 @@ s_mark_failed (s_proc_t *self, const char *why)
     return rc;
 }
 
-//  The connection, LISTENing (again after a reconnect)
+//  The connection (again after a lost one)
 static int
-s_listen (s_proc_t *self)
+s_connect (s_proc_t *self)
 {
     if (!fs_pg_ok (self->pg) && fs_pg_connect (self->pg, 0))
         return -1;
-    PGconn *conn = fs_pg_conn (self->pg);
-    if (!conn)
-        return -1;
-    if (conn == self->listening)
-        return 0;
-    if (fs_pg_run (self->pg, "LISTEN " S_CHANNEL, 0, NULL))
-        return -1;
-    self->listening = conn;
     return 0;
 }
 
+//  Resets the wake-up: whatever was stored is claimed by the round that follows
 static void
-s_drain_notifies (s_proc_t *self)
+s_drain_wake (s_proc_t *self)
 {
-    PGconn *conn = fs_pg_conn (self->pg);
-    if (!conn || !PQconsumeInput (conn)) {
-        self->listening = NULL;
-        return;
-    }
-    PGnotify *notify;
-    while ((notify = PQnotifies (conn)))
-        PQfreemem (notify);
+    uint64_t count;
+    if (read (self->wake, &count, sizeof count) < 0 && errno != EAGAIN)
+        fs_warn ("processor wake-up unreadable", "reason", strerror (errno));
 }
 
 void
@@ -842,6 +831,7 @@ intake_process_actor (zsock_t *pipe, void *varg)
     s_proc_t *self = &self_data;
     self->args = (intake_process_args_t *) varg;
     self->pipe = pipe;
+    self->wake = self->args->wake_fd;      //  read before the signal: the next worker's follows
     const fs_config_t *config = self->args->config;
     long batch = config->intake_process_batch;
     self->pg = fs_pg_new (config->pg_url);
@@ -865,7 +855,7 @@ intake_process_actor (zsock_t *pipe, void *varg)
         if (due && fs_mono_ms () >= next_try) {
             long limit = isolate > 0 ? 1 : batch;
             int rc = -1;
-            if (s_listen (self) == 0)
+            if (s_connect (self) == 0)
                 rc = s_round (self, limit);
             else {
                 snprintf (self->why, sizeof self->why, "%s", fs_pg_error (self->pg));
@@ -906,9 +896,8 @@ intake_process_actor (zsock_t *pipe, void *varg)
         zmq_pollitem_t items [2];
         int nitems = 0;
         items [nitems++] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
-        PGconn *conn = self->listening && fs_pg_ok (self->pg) ? fs_pg_conn (self->pg) : NULL;
-        if (conn && PQsocket (conn) >= 0)
-            items [nitems++] = (zmq_pollitem_t) { NULL, PQsocket (conn), ZMQ_POLLIN, 0 };
+        if (self->wake >= 0)
+            items [nitems++] = (zmq_pollitem_t) { NULL, self->wake, ZMQ_POLLIN, 0 };
         long timeout = config->intake_process_poll_ms;
         if (due) {
             int64_t wait = next_try - fs_mono_ms ();
@@ -928,7 +917,7 @@ intake_process_actor (zsock_t *pipe, void *varg)
             zstr_free (&command);
         }
         if (nitems > 1 && (items [1].revents & ZMQ_POLLIN)) {
-            s_drain_notifies (self);
+            s_drain_wake (self);
             due = true;
         }
     }
@@ -951,6 +940,21 @@ intake_process_actor (zsock_t *pipe, void *varg)
 #define S_MAX_WORKERS 16
 static intake_process_args_t s_args;    //  one processor per process
 static zactor_t *s_actors [S_MAX_WORKERS];
+//  One eventfd per worker, made once and kept for the life of the process: ingest's writers
+//  may still signal after stop, and a closed descriptor's number could be reused meanwhile
+static int s_wake_fds [S_MAX_WORKERS] = { -1, -1, -1, -1, -1, -1, -1, -1,
+                                          -1, -1, -1, -1, -1, -1, -1, -1 };
+static atomic_int s_wake_count;         //  workers listening: the first s_wake_count fds
+
+void
+intake_process_wake (void)
+{
+    int n = atomic_load (&s_wake_count);
+    uint64_t one = 1;
+    for (int i = 0; i < n; i++)
+        if (s_wake_fds [i] >= 0 && write (s_wake_fds [i], &one, sizeof one) < 0)
+            continue;           //  EAGAIN: a wake-up is pending already; the timer covers others
+}
 
 int
 intake_process_init (fs_server_t *server)
@@ -982,11 +986,17 @@ intake_process_start (fs_server_t *server)
     }
     s_args.config = config;
     s_args.routes = fs_server_routes (server);
-    for (long i = 0; i < config->intake_process_workers && i < S_MAX_WORKERS; i++)
+    for (long i = 0; i < config->intake_process_workers && i < S_MAX_WORKERS; i++) {
+        if (s_wake_fds [i] < 0)
+            s_wake_fds [i] = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+        s_args.wake_fd = s_wake_fds [i];            //  -1: that worker polls on its timer only
         if (!(s_actors [i] = zactor_new (intake_process_actor, &s_args))) {
             fs_error ("processor did not start");
             return -1;
         }
+        if (s_wake_fds [i] >= 0)
+            atomic_store (&s_wake_count, (int) i + 1);
+    }
     return 0;
 }
 
@@ -994,6 +1004,7 @@ void
 intake_process_stop (fs_server_t *server)
 {
     //  Whatever it was doing is rolled back: the events stay unprocessed for next time
+    atomic_store (&s_wake_count, 0);
     for (size_t i = 0; i < S_MAX_WORKERS; i++)
         zactor_destroy (&s_actors [i]);
 }
