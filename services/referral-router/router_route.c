@@ -435,43 +435,71 @@ s_candidates (fs_pg_t *pg, router_directory_t *dir, const char *id,
         c->matched = matched;
         c->specific = matched > 0;
         router_criteria_eval (service, facts, &c->fit);
+        if (c->fit.failed & ROUTER_CRIT_TERRITORY) {
+            n--;                    //  does not serve where the person lives: not a candidate
+            continue;
+        }
         c->cls = c->fit.verdict == ROUTER_FIT ? 0 : c->fit.verdict == ROUTER_FIT_UNKNOWN ? 1 : 2;
     }
     qsort (cands, n, sizeof cands [0], s_cand_cmp);
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    //  All decisions in one statement: parallel arrays, unnested
+    zchunk_t *lists [4];
+    for (int k = 0; k < 4; k++)
+        lists [k] = zchunk_new (NULL, 256);
+    const char **codes = (const char **) zmalloc ((n ? n : 1) * sizeof (char *));
+    const char **outcomes = (const char **) zmalloc ((n ? n : 1) * sizeof (char *));
+    const char **criteria = (const char **) zmalloc ((n ? n : 1) * sizeof (char *));
+    char (*reasons) [ROUTER_ERR_MAX + 64] = zmalloc ((n ? n : 1) * (ROUTER_ERR_MAX + 64));
+    const char **reason_list = (const char **) zmalloc ((n ? n : 1) * sizeof (char *));
+    for (size_t i = 0; i < n; i++) {
         s_cand_t *c = &cands [i];
-        const char *outcome;
-        char reason [ROUTER_ERR_MAX + 64];
+        char *reason = reasons [i];
+        size_t room = sizeof reasons [i];
         if (c->cls == 0 && i == 0) {
-            outcome = "chosen";
+            outcomes [i] = "chosen";
             *chosen = c->service;
-            snprintf (reason, sizeof reason, "fits every criterion%s%s",
+            snprintf (reason, room, "fits every criterion%s%s",
                       c->specific ? "; takes the need by name" : "; takes every need",
                       c->fit.waiting_list ? " (waiting list)" : "");
         }
         else
         if (c->cls == 0) {
-            outcome = "fits_not_chosen";
-            snprintf (reason, sizeof reason, "fits%s, ranked after %s (specific services"
+            outcomes [i] = "fits_not_chosen";
+            snprintf (reason, room, "fits%s, ranked after %s (specific services"
                       " first, then more conditions, capacity before waiting list, needs"
-                      " matched)",
-                      c->fit.waiting_list ? " (waiting list)" : "", cands [0].service->code);
+                      " matched)", c->fit.waiting_list ? " (waiting list)" : "",
+                      cands [0].service->code);
         }
         else {
-            outcome = c->cls == 1 ? "unknown"
-                    : c->fit.first == ROUTER_CRIT_CAPACITY ? "no_capacity" : "no_fit";
-            snprintf (reason, sizeof reason, "%s", c->fit.reason);
+            outcomes [i] = c->cls == 1 ? "unknown"
+                         : c->fit.first == ROUTER_CRIT_CAPACITY ? "no_capacity" : "no_fit";
+            snprintf (reason, room, "%s", c->fit.reason);
         }
-        char rank [24];
-        snprintf (rank, sizeof rank, "%zu", i + 1);
-        const char *values [6] = { id, rank, c->service->code, outcome,
-                                   c->fit.first ? router_criterion_name (c->fit.first) : NULL,
-                                   reason };
-        rc = fs_pg_run (pg, "INSERT INTO referral_router.routing_decisions (referral_id, rank,"
-                            " service_code, outcome, criterion, reason)"
-                            " VALUES ($1::uuid, $2::integer, $3, $4, $5, $6)", 6, values);
+        codes [i] = c->service->code;
+        criteria [i] = c->fit.first ? router_criterion_name (c->fit.first) : "";
+        reason_list [i] = reason;
     }
+    s_array (lists [0], codes, n);
+    s_array (lists [1], outcomes, n);
+    s_array (lists [2], criteria, n);
+    s_array (lists [3], reason_list, n);
+    const char *values [5] = { id, (const char *) zchunk_data (lists [0]),
+                               (const char *) zchunk_data (lists [1]),
+                               (const char *) zchunk_data (lists [2]),
+                               (const char *) zchunk_data (lists [3]) };
+    int rc = n == 0 ? 0 : fs_pg_run (pg,
+        "INSERT INTO referral_router.routing_decisions (referral_id, rank, service_code,"
+        " outcome, criterion, reason)"
+        " SELECT $1::uuid, d.rank, d.code, d.outcome, nullif (d.criterion, ''), d.reason"
+        " FROM unnest ($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY"
+        "  AS d (code, outcome, criterion, reason, rank)", 5, values);
+    for (int k = 0; k < 4; k++)
+        zchunk_destroy (&lists [k]);
+    free (codes);
+    free (outcomes);
+    free (criteria);
+    free (reasons);
+    free (reason_list);
     free (cands);
     return rc;
 }
@@ -768,7 +796,7 @@ router_route_recheck (fs_server_t *server, fs_pg_t *pg, const char *person,
                       const fs_envelope_t *cause)
 {
     const char *values [1] = { person };
-    PGresult *result = fs_pg_exec (pg, "SELECT id, event_ref, target, level"
+    PGresult *result = fs_pg_exec (pg, "SELECT id, event_ref, target, level, correlation_id"
         " FROM referral_router.referrals WHERE person_id = $1::uuid AND status = 'on-hold'"
         " AND reason_code LIKE 'consent\\_%' AND target IS NOT NULL ORDER BY created_at, id"
         " FOR UPDATE", 1, values);
@@ -778,10 +806,14 @@ router_route_recheck (fs_server_t *server, fs_pg_t *pg, const char *person,
     for (int row = 0; row < PQntuples (result) && rc == 0; row++) {
         int level = router_level_parse (PQgetvalue (result, row, 3));
         bool released = false;
+        //  The referral's own chain, caused by the consent change
+        fs_envelope_t chain = { 0 };
+        chain.hdr.correlation_id = PQgetvalue (result, row, 4);
+        chain.hdr.id = cause ? cause->hdr.id : NULL;
         rc = s_consent_and_send (server, pg, PQgetvalue (result, row, 0),
                                  PQgetvalue (result, row, 1), person,
                                  PQgetvalue (result, row, 2),
-                                 (router_level_t) (level < 0 ? 1 : level), "on-hold", cause,
+                                 (router_level_t) (level < 0 ? 1 : level), "on-hold", &chain,
                                  &released);
         if (released)
             s_count (4);
