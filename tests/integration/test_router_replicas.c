@@ -263,3 +263,58 @@ Test (router_replicas, single_router_killed_mid_stream, .timeout = 240)
     s_assert_exactly_n (self, n);
     s_world_destroy (&self);
 }
+
+//  Whether a replica's log has a line with text in it
+static bool
+s_log_has (s_world_t *self, const char *label, const char *text)
+{
+    char path [512], line [4096];
+    snprintf (path, sizeof path, "%s/%s.log", self->suite->log_dir, label);
+    FILE *file = fopen (path, "r");
+    bool found = false;
+    while (file && !found && fgets (line, sizeof line, file))
+        found = strstr (line, text) != NULL;
+    if (file)
+        fclose (file);
+    return found;
+}
+
+//  Two intake replicas (two ingest endpoints, two relays, two processors) in front of the
+//  router: one relay leads (advisory lock); kill -9 of the first, the other takes over and
+//  processes and relays the rest, and what the dead one had claimed
+Test (router_replicas, intake_replica_takes_over, .timeout = 240)
+{
+    s_world_t *self = s_world_new ("intakerepl", 1);
+    s_replica_start (self, 0);
+    char ingest [96], bind [64], endpoint [64];
+    int ingest_port = fs_test_free_port ();
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", ingest_port);
+    snprintf (ingest, sizeof ingest, "FINESTRA_INTAKE_ENDPOINT=%s", endpoint);
+    snprintf (bind, sizeof bind, "FINESTRA_BUS_BIND=tcp://127.0.0.1:%d", fs_test_free_port ());
+    const char *settings [] = { ingest, bind, NULL };
+    pid_t second = fs_test_suite_start_replica (self->suite, "intake", "intake-2",
+                                                fs_test_free_port (), settings);
+    const int n = 120;
+    char saved [64];
+    snprintf (saved, sizeof saved, "%s", self->suite->ingest_endpoint);
+    for (int i = 0; i < n; i++) {
+        //  Alternate between the replicas' endpoints while both live
+        bool first = i % 2 == 0 && i < n / 2;
+        snprintf (self->suite->ingest_endpoint, sizeof self->suite->ingest_endpoint, "%s",
+                  first ? saved : endpoint);
+        s_publish (self, i);
+        if (i == n / 2) {
+            //  The first started leads; the second's relay waits for the lock
+            cr_assert (s_log_has (self, "intake", "\"relay leads\""));
+            cr_assert_not (s_log_has (self, "intake-2", "\"relay leads\""));
+            cr_assert_eq (fs_test_suite_stop (self->suite, "intake", SIGKILL, 5000),
+                          128 + SIGKILL);
+        }
+    }
+    snprintf (self->suite->ingest_endpoint, sizeof self->suite->ingest_endpoint, "%s", saved);
+    //  The second replica's relay now leads; everything arrives once
+    s_assert_exactly_n (self, n);
+    cr_assert (s_log_has (self, "intake-2", "\"relay leads\""));
+    cr_assert_eq (fs_test_pid_stop (second, SIGTERM, 5000), 0);
+    s_world_destroy (&self);
+}
