@@ -9,17 +9,39 @@
 
 extern const char *fs_test_bin_dir;
 
+//  Ports from 20000-32767, below Linux's ephemeral range (32768-60999): a port taken from
+//  the ephemeral range could be used as the source port of any outgoing connection (to
+//  PostgreSQL, Redis, a peer) between this check and the service's bind. A port once given is
+//  not given again by this process (two suites in one test binary stay apart).
 int
 fs_test_free_port (void)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    cr_assert (fd >= 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-    socklen_t len = sizeof addr;
-    cr_assert (bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0);
-    cr_assert (getsockname (fd, (struct sockaddr *) &addr, &len) == 0);
-    close (fd);
-    return ntohs (addr.sin_port);
+    static int given [512];
+    static size_t ngiven = 0;
+    static unsigned seed = 0;
+    if (!seed)
+        seed = (unsigned) getpid () ^ (unsigned) time (NULL);
+    for (int attempt = 0; attempt < 10000; attempt++) {
+        int port = 20000 + (int) (rand_r (&seed) % 12768);
+        bool used = false;
+        for (size_t i = 0; i < ngiven && i < 512 && !used; i++)
+            used = given [i] == port;
+        if (used)
+            continue;
+        int fd = socket (AF_INET, SOCK_STREAM, 0);
+        cr_assert (fd >= 0);
+        struct sockaddr_in addr = { .sin_family = AF_INET,
+                                    .sin_port = htons ((uint16_t) port),
+                                    .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+        int rc = bind (fd, (struct sockaddr *) &addr, sizeof addr);
+        close (fd);
+        if (rc == 0) {
+            given [ngiven++ % 512] = port;
+            return port;
+        }
+    }
+    cr_assert_fail ("no free port in 20000-32767");
+    return -1;
 }
 
 static int
