@@ -3,9 +3,6 @@
     fresh database whose rows the tests insert themselves: what moves, what is recorded,
     what is put back, what is refused (and that a refusal changes nothing), the events. */
 #include "fs_test.h"
-#include <sys/wait.h>
-
-extern const char *fs_test_bin_dir;
 
 //  The files of the fixture: A, B, C, D; B is the duplicate in most tests
 #define A "aaaaaaaa-0000-4000-8000-00000000000a"
@@ -109,75 +106,15 @@ static char *s_url;
 //  The output of the last run
 static char s_out [16384], s_err [16384];
 
-static void
-s_read (const char *path, char *buffer, size_t size)
-{
-    FILE *file = fopen (path, "r");
-    cr_assert (file);
-    size_t n = fread (buffer, 1, size - 1, file);
-    buffer [n] = 0;
-    fclose (file);
-    unlink (path);
-}
-
-//  Starts `finestra-intake ARGS...` (argv NULL-terminated) against the test database, as an
-//  operator would, its stdout and stderr into files named by tag. Returns its pid
-static pid_t
-s_spawn (const char **args, const char *tag)
-{
-    char *argv [16];
-    char path [512];
-    snprintf (path, sizeof path, "%s/finestra-intake", fs_test_bin_dir);
-    int argc = 0;
-    argv [argc++] = path;
-    for (int i = 0; args [i] && argc < 15; i++)
-        argv [argc++] = (char *) args [i];
-    argv [argc] = NULL;
-    char out [96], err [96];
-    snprintf (out, sizeof out, "/tmp/test_intake_merge.%d.%s.out", getpid (), tag);
-    snprintf (err, sizeof err, "/tmp/test_intake_merge.%d.%s.err", getpid (), tag);
-    char *redis = fs_test_redis_url ();
-    pid_t pid = fork ();
-    cr_assert (pid >= 0);
-    if (pid == 0) {
-        setenv ("FINESTRA_PG_URL", s_url, 1);
-        setenv ("FINESTRA_REDIS_URL", redis, 1);
-        setenv ("FINESTRA_REDIS_PREFIX", "test:intake_merge:", 1);
-        setenv ("FINESTRA_LOG_LEVEL", "warn", 1);
-        setenv ("FINESTRA_PG_CONNECT_TIMEOUT_MS", "10000", 1);
-        int fd = open (out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fd2 = open (err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || fd2 < 0)
-            _exit (126);
-        dup2 (fd, 1);
-        dup2 (fd2, 2);
-        execv (path, argv);
-        _exit (127);
-    }
-    free (redis);
-    return pid;
-}
-
-//  Waits for what s_spawn started; its output lands in s_out and s_err. The exit code
-static int
-s_collect (pid_t pid, const char *tag)
-{
-    char out [96], err [96];
-    snprintf (out, sizeof out, "/tmp/test_intake_merge.%d.%s.out", getpid (), tag);
-    snprintf (err, sizeof err, "/tmp/test_intake_merge.%d.%s.err", getpid (), tag);
-    int status = 0;
-    cr_assert (waitpid (pid, &status, 0) == pid);
-    s_read (out, s_out, sizeof s_out);
-    s_read (err, s_err, sizeof s_err);
-    cr_assert (WIFEXITED (status), "finestra-intake died: %s", s_err);
-    return WEXITSTATUS (status);
-}
-
-static int
-s_runv (const char **args)
-{
-    return s_collect (s_spawn (args, "run"), "run");
-}
+//  `finestra-intake ARGS...` on the test database (s_url), as an operator would; its stdout
+//  and stderr land in s_out and s_err
+static fs_test_command_t s_intake = {
+    .service = "intake", .redis_prefix = "test:intake_merge:",
+    .settings = (const char *const []) { "FINESTRA_PG_CONNECT_TIMEOUT_MS=10000", NULL },
+    .capture = true, .out = s_out, .out_size = sizeof s_out, .err = s_err,
+    .err_size = sizeof s_err
+};
+#define s_runv(args) fs_test_command_run (&s_intake, args)
 
 //  Collects the NULL-terminated arguments after `first` into args[16]
 #define S_ARGS(args, first) \
@@ -190,15 +127,7 @@ s_runv (const char **args)
         va_end (ap); \
     } while (0)
 
-static int
-s_run (const char *arg, ...) __attribute__ ((sentinel));
-
-static int
-s_run (const char *arg, ...)
-{
-    S_ARGS (args, arg);
-    return s_runv (args);
-}
+#define s_run(...) fs_test_command_runl (&s_intake, __VA_ARGS__)
 
 static PGconn *
 s_connect (void)
@@ -266,6 +195,7 @@ static void
 s_setup (void)
 {
     s_url = fs_test_db_create ("merge");
+    s_intake.pg_url = s_url;
     //  The first command applies the migrations; the fixture goes in after
     cr_assert_eq (s_run ("candidates", NULL), 0, "%s", s_err);
     cr_assert (strstr (s_out, "0 pending candidates"), "%s", s_out);
@@ -622,6 +552,7 @@ Test (intake_merge_delivery, events_reach_reporting, .timeout = 120)
     fs_test_suite_start (suite, "reporting");
     fs_test_suite_start (suite, "intake");
     s_url = suite->pg_url;
+    s_intake.pg_url = s_url;
     s_sql (s_fixture);
     cr_assert_eq (s_run ("merge", A, B, S_AUDIT, NULL), 0, "%s", s_err);
     cr_assert_eq (s_run ("unmerge", "1", S_AUDIT, NULL), 0, "%s", s_err);
@@ -663,10 +594,10 @@ Test (intake_merge, concurrent_decisions_serialise)
     s_exec (other, "BEGIN");
     s_exec (other, "UPDATE intake.persons SET merged_into = '" C "' WHERE id = '" B "'");
     const char *merge [] = { "merge", A, B, S_AUDIT, NULL };
-    pid_t pid = s_spawn (merge, "bg");
+    pid_t pid = fs_test_command_spawn (&s_intake, merge);
     cr_assert (fs_test_pg_wait (s_url, waiting, 1, 20000), "merge did not wait for the lock");
     s_exec (other, "COMMIT");
-    cr_expect_eq (s_collect (pid, "bg"), 2, "%s%s", s_out, s_err);
+    cr_expect_eq (fs_test_command_wait (&s_intake, pid), 2, "%s%s", s_out, s_err);
     cr_expect (strstr (s_err, "MERGED_ID " B " is already merged into " C), "%s", s_err);
     s_expect_text ("SELECT count(*) FROM intake.merges", "0");
 
@@ -674,10 +605,10 @@ Test (intake_merge, concurrent_decisions_serialise)
     s_exec (other, "UPDATE intake.unplaced SET resolved_at = now (), resolved_by = 'joan',"
                    " resolved_centre = 'CSS-01' WHERE case_id = '" CASE_C "'");
     const char *place [] = { "place", CASE_C, "CSS-01", "--by", "ana", NULL };
-    pid = s_spawn (place, "bg");
+    pid = fs_test_command_spawn (&s_intake, place);
     cr_assert (fs_test_pg_wait (s_url, waiting, 1, 20000), "place did not wait for the lock");
     s_exec (other, "COMMIT");
-    cr_expect_eq (s_collect (pid, "bg"), 2, "%s%s", s_out, s_err);
+    cr_expect_eq (fs_test_command_wait (&s_intake, pid), 2, "%s%s", s_out, s_err);
     cr_expect (strstr (s_err, "case " CASE_C " was placed by someone else meanwhile"), "%s", s_err);
     s_expect_text ("SELECT resolved_by FROM intake.unplaced", "joan");
     s_expect_text ("SELECT count(*) FROM intake.outbox", "0");

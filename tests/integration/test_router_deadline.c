@@ -5,11 +5,18 @@
     once (the timer and concurrent `escalate-overdue` runs, as replicas would) escalate each
     referral exactly once. */
 #include "fs_test.h"
-#include <sys/wait.h>
-
-extern const char *fs_test_bin_dir;
 
 static fs_test_suite_t *s_suite;
+
+//  `finestra-referral-router ARGS...` on the suite's database (set by s_setup), stdout to
+//  /dev/null, with the suite's deadlines
+static fs_test_command_t s_router = {
+    .service = "referral-router",
+    .settings = (const char *const []) { "FINESTRA_ROUTER_DEADLINE_URGENT_S=1",
+                                         "FINESTRA_ROUTER_DEADLINE_PREFERENT_S=3600", NULL }
+};
+#define s_spawn(...) fs_test_command_spawnl (&s_router, __VA_ARGS__)
+#define s_wait(pid) fs_test_command_wait (&s_router, pid)
 
 static void
 s_setup (void)
@@ -21,55 +28,15 @@ s_setup (void)
     fs_test_suite_start (s_suite, "notification");
     fs_test_suite_start (s_suite, "reporting");
     fs_test_suite_start (s_suite, "referral-router");
+    s_router.pg_url = s_suite->pg_url;
+    s_router.redis_url = s_suite->redis_url;
+    s_router.redis_prefix = s_suite->redis_prefix;
 }
 
 static void
 s_teardown (void)
 {
     fs_test_suite_destroy (&s_suite);
-}
-
-//  Starts `finestra-referral-router ARGS...` (NULL-terminated) on the suite's database
-static pid_t
-s_spawn (const char *first, ...)
-{
-    char *argv [16];
-    char path [512];
-    snprintf (path, sizeof path, "%s/finestra-referral-router", fs_test_bin_dir);
-    int argc = 0;
-    argv [argc++] = path;
-    argv [argc++] = (char *) first;
-    va_list ap;
-    va_start (ap, first);
-    for (const char *arg; argc < 15 && (arg = va_arg (ap, const char *)); )
-        argv [argc++] = (char *) arg;
-    va_end (ap);
-    argv [argc] = NULL;
-    pid_t pid = fork ();
-    cr_assert (pid >= 0);
-    if (pid == 0) {
-        setenv ("FINESTRA_PG_URL", s_suite->pg_url, 1);
-        setenv ("FINESTRA_REDIS_URL", s_suite->redis_url, 1);
-        setenv ("FINESTRA_REDIS_PREFIX", s_suite->redis_prefix, 1);
-        setenv ("FINESTRA_LOG_LEVEL", "warn", 1);
-        setenv ("FINESTRA_ROUTER_DEADLINE_URGENT_S", "1", 1);
-        setenv ("FINESTRA_ROUTER_DEADLINE_PREFERENT_S", "3600", 1);
-        int null = open ("/dev/null", O_WRONLY);
-        if (null >= 0)
-            dup2 (null, 1);
-        execv (path, argv);
-        _exit (127);
-    }
-    return pid;
-}
-
-static int
-s_wait (pid_t pid)
-{
-    int status = 0;
-    cr_assert (waitpid (pid, &status, 0) == pid);
-    cr_assert (WIFEXITED (status), "finestra-referral-router died");
-    return WEXITSTATUS (status);
 }
 
 //  Runs sql with text parameters on the suite's database; the first value, "" when none

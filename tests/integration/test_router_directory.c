@@ -4,9 +4,7 @@
     deactivates services left out; Z-codes map, or are reported unmapped; find-services
     evaluates the loaded criteria. */
 #include "fs_test.h"
-#include <sys/wait.h>
 
-extern const char *fs_test_bin_dir;
 extern const char *fs_test_source_dir;
 
 static char *s_url;                 //  the suite's database
@@ -14,63 +12,15 @@ static char s_out [65536];          //  the last command's stdout
 static char s_err [65536];          //  and stderr
 static char s_data [512];           //  services/referral-router/data
 
-static void
-s_slurp (const char *path, char *buffer, size_t size)
-{
-    FILE *file = fopen (path, "r");
-    cr_assert (file, "%s", path);
-    size_t n = fread (buffer, 1, size - 1, file);
-    buffer [n] = 0;
-    fclose (file);
-    unlink (path);
-}
-
-//  Runs `finestra-referral-router ARGS...` (NULL-terminated) against the suite's database;
-//  stdout and stderr land in s_out and s_err. Returns the exit code
-static int
-s_run (const char *first, ...)
-{
-    char *argv [16];
-    char path [512];
-    snprintf (path, sizeof path, "%s/finestra-referral-router", fs_test_bin_dir);
-    int argc = 0;
-    argv [argc++] = path;
-    argv [argc++] = (char *) first;
-    va_list ap;
-    va_start (ap, first);
-    for (const char *arg; argc < 15 && (arg = va_arg (ap, const char *)); )
-        argv [argc++] = (char *) arg;
-    va_end (ap);
-    argv [argc] = NULL;
-    char out [64], err [64];
-    snprintf (out, sizeof out, "/tmp/test_router_directory.%d.out", getpid ());
-    snprintf (err, sizeof err, "/tmp/test_router_directory.%d.err", getpid ());
-    char *redis = fs_test_redis_url ();
-    pid_t pid = fork ();
-    cr_assert (pid >= 0);
-    if (pid == 0) {
-        setenv ("FINESTRA_PG_URL", s_url, 1);
-        setenv ("FINESTRA_REDIS_URL", redis, 1);
-        setenv ("FINESTRA_REDIS_PREFIX", "test:router_directory:", 1);
-        setenv ("FINESTRA_LOG_LEVEL", "warn", 1);
-        setenv ("FINESTRA_PG_CONNECT_TIMEOUT_MS", "10000", 1);
-        int fd = open (out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fd2 = open (err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || fd2 < 0)
-            _exit (126);
-        dup2 (fd, 1);
-        dup2 (fd2, 2);
-        execv (path, argv);
-        _exit (127);
-    }
-    free (redis);
-    int status = 0;
-    cr_assert (waitpid (pid, &status, 0) == pid);
-    s_slurp (out, s_out, sizeof s_out);
-    s_slurp (err, s_err, sizeof s_err);
-    cr_assert (WIFEXITED (status), "finestra-referral-router %s died: %s", first, s_err);
-    return WEXITSTATUS (status);
-}
+//  `finestra-referral-router ARGS...` on the suite's database (s_url); stdout and stderr
+//  land in s_out and s_err
+static fs_test_command_t s_router = {
+    .service = "referral-router", .redis_prefix = "test:router_directory:",
+    .settings = (const char *const []) { "FINESTRA_PG_CONNECT_TIMEOUT_MS=10000", NULL },
+    .capture = true, .out = s_out, .out_size = sizeof s_out, .err = s_err,
+    .err_size = sizeof s_err
+};
+#define s_run(...) fs_test_command_runl (&s_router, __VA_ARGS__)
 
 //  The first column of the first row, as text (malloc'd)
 static char *
@@ -399,6 +349,7 @@ Test (router_directory, territory_checks_codes_and_gives_districts)
     //  A database of its own: the territory it loads must not reach the other tests
     char *shared = s_url;
     s_url = fs_test_db_create ("router_territory");
+    s_router.pg_url = s_url;
     const char *territory = s_write ("territory.csv",
         "district_code,district,neighbourhood_code,neighbourhood\n"
         "03,Sants-Montjuïc,17,Sants - Badal\n03,Sants-Montjuïc,18,Sants\n"
@@ -464,6 +415,7 @@ Test (router_directory, territory_checks_codes_and_gives_districts)
     fs_test_db_drop (s_url);
     free (s_url);
     s_url = shared;
+    s_router.pg_url = s_url;
 }
 
 static void
@@ -471,6 +423,7 @@ s_setup (void)
 {
     snprintf (s_data, sizeof s_data, "%s/services/referral-router/data", fs_test_source_dir);
     s_url = fs_test_db_create ("router_directory");
+    s_router.pg_url = s_url;
 }
 
 static void

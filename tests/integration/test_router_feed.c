@@ -6,9 +6,12 @@
 #include "fs_test.h"
 #include <sys/wait.h>
 
-extern const char *fs_test_bin_dir;
-
 static fs_test_suite_t *s_suite;
+
+//  `finestra-referral-router ARGS...` on the suite's database (set by s_setup), stdout to
+//  /dev/null
+static fs_test_command_t s_router = { .service = "referral-router" };
+#define s_run(...) fs_test_command_runl (&s_router, __VA_ARGS__)
 
 static void
 s_setup (void)
@@ -17,47 +20,15 @@ s_setup (void)
     fs_test_suite_setenv (s_suite, "FINESTRA_ROUTER_FEED_PURGE_MS", "200");
     fs_test_suite_setenv (s_suite, "FINESTRA_ROUTER_FEED_MAX_BYTES", "4096");
     fs_test_suite_start (s_suite, "referral-router");
+    s_router.pg_url = s_suite->pg_url;
+    s_router.redis_url = s_suite->redis_url;
+    s_router.redis_prefix = s_suite->redis_prefix;
 }
 
 static void
 s_teardown (void)
 {
     fs_test_suite_destroy (&s_suite);
-}
-
-//  Runs `finestra-referral-router ARGS...` (NULL-terminated) on the suite's database
-static int
-s_run (const char *first, ...)
-{
-    char *argv [16];
-    char path [512];
-    snprintf (path, sizeof path, "%s/finestra-referral-router", fs_test_bin_dir);
-    int argc = 0;
-    argv [argc++] = path;
-    argv [argc++] = (char *) first;
-    va_list ap;
-    va_start (ap, first);
-    for (const char *arg; argc < 15 && (arg = va_arg (ap, const char *)); )
-        argv [argc++] = (char *) arg;
-    va_end (ap);
-    argv [argc] = NULL;
-    pid_t pid = fork ();
-    cr_assert (pid >= 0);
-    if (pid == 0) {
-        setenv ("FINESTRA_PG_URL", s_suite->pg_url, 1);
-        setenv ("FINESTRA_REDIS_URL", s_suite->redis_url, 1);
-        setenv ("FINESTRA_REDIS_PREFIX", s_suite->redis_prefix, 1);
-        setenv ("FINESTRA_LOG_LEVEL", "warn", 1);
-        int null = open ("/dev/null", O_WRONLY);
-        if (null >= 0)
-            dup2 (null, 1);
-        execv (path, argv);
-        _exit (127);
-    }
-    int status = 0;
-    cr_assert (waitpid (pid, &status, 0) == pid);
-    cr_assert (WIFEXITED (status), "finestra-referral-router %s died", first);
-    return WEXITSTATUS (status);
 }
 
 //  Runs sql with text parameters on the suite's database; the first value, "" when none

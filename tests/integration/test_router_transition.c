@@ -4,70 +4,21 @@
     rejections view and the emitted referral.status_changed (actor, reason_code, correlation). */
 #include "fs_test.h"
 #include "router_rules.h"
-#include <sys/wait.h>
 
-extern const char *fs_test_bin_dir;
 
 static char *s_url;                 //  the suite's database
 static char s_out [16384];          //  the last command's stdout
 static char s_err [16384];          //  and stderr
 
-static void
-s_slurp (const char *path, char *buffer, size_t size)
-{
-    FILE *file = fopen (path, "r");
-    cr_assert (file, "%s", path);
-    size_t n = fread (buffer, 1, size - 1, file);
-    buffer [n] = 0;
-    fclose (file);
-    unlink (path);
-}
-
-//  Runs `finestra-referral-router ARGS...` (NULL-terminated); returns the exit code
-static int
-s_run (const char *first, ...)
-{
-    char *argv [16];
-    char path [512];
-    snprintf (path, sizeof path, "%s/finestra-referral-router", fs_test_bin_dir);
-    int argc = 0;
-    argv [argc++] = path;
-    argv [argc++] = (char *) first;
-    va_list ap;
-    va_start (ap, first);
-    for (const char *arg; argc < 15 && (arg = va_arg (ap, const char *)); )
-        argv [argc++] = (char *) arg;
-    va_end (ap);
-    argv [argc] = NULL;
-    char out [64], err [64];
-    snprintf (out, sizeof out, "/tmp/test_router_transition.%d.out", getpid ());
-    snprintf (err, sizeof err, "/tmp/test_router_transition.%d.err", getpid ());
-    char *redis = fs_test_redis_url ();
-    pid_t pid = fork ();
-    cr_assert (pid >= 0);
-    if (pid == 0) {
-        setenv ("FINESTRA_PG_URL", s_url, 1);
-        setenv ("FINESTRA_REDIS_URL", redis, 1);
-        setenv ("FINESTRA_REDIS_PREFIX", "test:router_transition:", 1);
-        setenv ("FINESTRA_LOG_LEVEL", "warn", 1);
-        setenv ("FINESTRA_PG_CONNECT_TIMEOUT_MS", "10000", 1);
-        int fd = open (out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fd2 = open (err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || fd2 < 0)
-            _exit (126);
-        dup2 (fd, 1);
-        dup2 (fd2, 2);
-        execv (path, argv);
-        _exit (127);
-    }
-    free (redis);
-    int status = 0;
-    cr_assert (waitpid (pid, &status, 0) == pid);
-    s_slurp (out, s_out, sizeof s_out);
-    s_slurp (err, s_err, sizeof s_err);
-    cr_assert (WIFEXITED (status), "finestra-referral-router %s died: %s", first, s_err);
-    return WEXITSTATUS (status);
-}
+//  `finestra-referral-router ARGS...` on the suite's database; stdout and stderr land in
+//  s_out and s_err
+static fs_test_command_t s_router = {
+    .service = "referral-router", .redis_prefix = "test:router_transition:",
+    .settings = (const char *const []) { "FINESTRA_PG_CONNECT_TIMEOUT_MS=10000", NULL },
+    .capture = true, .out = s_out, .out_size = sizeof s_out, .err = s_err,
+    .err_size = sizeof s_err
+};
+#define s_run(...) fs_test_command_runl (&s_router, __VA_ARGS__)
 
 static PGconn *
 s_connect (void)
@@ -299,6 +250,7 @@ static void
 s_setup (void)
 {
     s_url = fs_test_db_create ("router_transition");
+    s_router.pg_url = s_url;
     //  Any command applies the migrations
     cr_assert_eq (s_run ("map-zcode", "Z59", NULL), 1, "%s", s_err);
 }

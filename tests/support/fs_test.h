@@ -34,6 +34,38 @@ char *fs_test_redis_prefix (const char *name);
 /* -- fs_test_suite.c, fs_test_ingest.c: real service processes, a contract-v1 publisher -- */
 #include "fs_test_suite.h"
 
+/* -- fs_test_command.c: a service binary's command, run as an operator runs it ---------- */
+
+/* `finestra-<service> ARGS...` with FINESTRA_PG_URL, _REDIS_URL, _REDIS_PREFIX, _LOG_LEVEL=warn
+   and then settings. With capture, its stdout and stderr are read back into out and err
+   (NUL-terminated, cut to the size) when it is waited for; without, stdout goes to /dev/null
+   and stderr is the test's. */
+typedef struct {
+    const char *service;                /* "referral-router": <bin>/finestra-referral-router */
+    const char *pg_url;
+    const char *redis_url;              /* NULL: fs_test_redis_url () */
+    const char *redis_prefix;
+    const char *const *settings;        /* more NAME=value, NULL-ended; or NULL */
+    bool capture;
+    char *out;                          /* with capture: the last stdout waited for */
+    size_t out_size;
+    char *err;                          /* and stderr */
+    size_t err_size;
+} fs_test_command_t;
+
+/* Starts it with args (NULL-ended; the first 14 are passed); the pid. */
+pid_t fs_test_command_spawn (const fs_test_command_t *self, const char *const *args);
+/* The same with the arguments listed, NULL after the last. */
+pid_t fs_test_command_spawnl (const fs_test_command_t *self, const char *first, ...)
+    __attribute__ ((sentinel));
+/* Waits for pid (spawned with self), reads its output when capturing, asserts it exited
+   (not killed); its exit code. */
+int fs_test_command_wait (const fs_test_command_t *self, pid_t pid);
+/* Spawns and waits: the exit code. */
+int fs_test_command_run (const fs_test_command_t *self, const char *const *args);
+int fs_test_command_runl (const fs_test_command_t *self, const char *first, ...)
+    __attribute__ ((sentinel));
+
 /* Other sections follow. */
 
 #endif
