@@ -6,52 +6,19 @@
 
 extern const char *fs_test_bin_dir;
 
-//  Keys for one suite, in a temporary directory
-typedef struct {
-    char dir [64];                  /* the temporary directory */
-    char server_cert [128];         /* intake's certificate (with its _secret file) */
-    char clients [128];             /* FINESTRA_CURVE_CLIENTS_DIR */
-    zcert_t *server;                /* intake's pair */
-    zcert_t *allowed;               /* listed, name "primary-care" */
-    zcert_t *unknown;               /* not listed */
-} s_keys_t;
-
+//  Keys for one suite, in a temporary directory: intake's pair; "primary-care" listed,
+//  "hospital" not
 static void
-s_keys_make (s_keys_t *keys)
+s_keys_make (fs_test_curve_keys_t *keys)
 {
-    memset (keys, 0, sizeof *keys);
-    snprintf (keys->dir, sizeof keys->dir, "/tmp/finestra-curve-XXXXXX");
-    cr_assert (mkdtemp (keys->dir));
-    snprintf (keys->server_cert, sizeof keys->server_cert, "%s/intake.key", keys->dir);
-    snprintf (keys->clients, sizeof keys->clients, "%s/clients", keys->dir);
-    cr_assert_eq (mkdir (keys->clients, 0755), 0);
-    keys->server = zcert_new ();
-    zcert_set_meta (keys->server, "name", "intake");
-    cr_assert_eq (zcert_save (keys->server, keys->server_cert), 0);
-    keys->allowed = zcert_new ();
-    zcert_set_meta (keys->allowed, "name", "primary-care");
-    char path [192];
-    snprintf (path, sizeof path, "%s/primary-care.key", keys->clients);
-    cr_assert_eq (zcert_save_public (keys->allowed, path), 0);
-    keys->unknown = zcert_new ();
-    zcert_set_meta (keys->unknown, "name", "hospital");
-}
-
-static void
-s_keys_destroy (s_keys_t *keys)
-{
-    zcert_destroy (&keys->server);
-    zcert_destroy (&keys->allowed);
-    zcert_destroy (&keys->unknown);
-    char command [192];
-    snprintf (command, sizeof command, "rm -rf '%s'", keys->dir);
-    cr_assert_eq (system (command), 0);
+    fs_test_curve_keys_make (keys, "curve", "intake", "intake", "clients", "primary-care",
+                             "hospital");
 }
 
 //  secret_file: name intake.key_secret itself (what the operators' guide says) rather than
 //  intake.key (zcert_load then reads the _secret file beside it)
 static fs_test_suite_t *
-s_suite_new (const s_keys_t *keys, bool secret_file)
+s_suite_new (const fs_test_curve_keys_t *keys, bool secret_file)
 {
     fs_test_suite_t *suite = fs_test_suite_new ("curve");
     fs_test_suite_setenv (suite, "FINESTRA_CURVE", "on");
@@ -97,7 +64,7 @@ s_publish (const char *endpoint, zcert_t *client, const char *server_key, zchunk
 
 //  The listed key publishing as its own name: accepted and stored
 static void
-s_assert_accepted (fs_test_suite_t *suite, const s_keys_t *keys, const char *id)
+s_assert_accepted (fs_test_suite_t *suite, const fs_test_curve_keys_t *keys, const char *id)
 {
     zchunk_t *event = fs_test_event_social_risk (id, "primary-care", "ordinary");
     fs_ingest_receipt_t receipt = { 0 };
@@ -116,7 +83,7 @@ s_assert_accepted (fs_test_suite_t *suite, const s_keys_t *keys, const char *id)
 
 Test (ingest_curve, only_listed_keys_each_as_its_own_source)
 {
-    s_keys_t keys;
+    fs_test_curve_keys_t keys;
     s_keys_make (&keys);
     fs_test_suite_t *suite = s_suite_new (&keys, false);
     fs_test_suite_start (suite, "intake");
@@ -158,13 +125,13 @@ Test (ingest_curve, only_listed_keys_each_as_its_own_source)
     s_assert_accepted (suite, &keys, "curve-3");
     cr_assert_eq (fs_test_suite_stop (suite, "intake", SIGTERM, 5000), 0);
     fs_test_suite_destroy (&suite);
-    s_keys_destroy (&keys);
+    fs_test_curve_keys_destroy (&keys);
 }
 
 //  Operators add and remove client certificates while intake runs (key rotation)
 Test (ingest_curve, clients_dir_changes_apply_without_restart)
 {
-    s_keys_t keys;
+    fs_test_curve_keys_t keys;
     s_keys_make (&keys);
     fs_test_suite_t *suite = s_suite_new (&keys, true);
     fs_test_suite_start (suite, "intake");
@@ -192,7 +159,7 @@ Test (ingest_curve, clients_dir_changes_apply_without_restart)
     cr_assert_eq (fs_test_pg_long (suite->pg_url,
                   "SELECT count(*) FROM intake.events WHERE source = 'primary-care'"), 0);
     fs_test_suite_destroy (&suite);
-    s_keys_destroy (&keys);
+    fs_test_curve_keys_destroy (&keys);
 }
 
 //  Start-up with CURVE on and a bad setting: intake exits non-zero naming the setting
@@ -226,7 +193,7 @@ s_assert_refuses_start (const char *cert, const char *clients, const char *expec
 
 Test (ingest_curve, bad_settings_stop_start_up)
 {
-    s_keys_t keys;
+    fs_test_curve_keys_t keys;
     s_keys_make (&keys);
     char public_only [192], missing [192];
     snprintf (public_only, sizeof public_only, "%s/clients/primary-care.key", keys.dir);
@@ -236,7 +203,7 @@ Test (ingest_curve, bad_settings_stop_start_up)
     s_assert_refuses_start (public_only, keys.clients, "has no secret key");
     s_assert_refuses_start (keys.server_cert, NULL, "FINESTRA_CURVE_CLIENTS_DIR");
     s_assert_refuses_start (keys.server_cert, missing, "FINESTRA_CURVE_CLIENTS_DIR");
-    s_keys_destroy (&keys);
+    fs_test_curve_keys_destroy (&keys);
 }
 
 //  Runs finestra-keys with args; its stdout (malloc'd) and exit code

@@ -3,46 +3,12 @@
     an unlisted key and a plain client get nothing; a bad certificate stops start-up. */
 #include "fs_test.h"
 
-//  Keys in a temporary directory
-typedef struct {
-    char dir [64];                  /* the temporary directory */
-    char server_cert [128];         /* the router's feed certificate (and its _secret) */
-    char clients [128];             /* FINESTRA_ROUTER_FEED_CURVE_CLIENTS_DIR */
-    zcert_t *server;                /* the router's pair */
-    zcert_t *eaia;                  /* listed, name "eaia" */
-    zcert_t *unknown;               /* not listed */
-} s_keys_t;
-
+//  Keys in a temporary directory: the router's feed pair; "eaia" listed, "saier" not
 static void
-s_keys_make (s_keys_t *keys)
+s_keys_make (fs_test_curve_keys_t *keys)
 {
-    memset (keys, 0, sizeof *keys);
-    snprintf (keys->dir, sizeof keys->dir, "/tmp/finestra-feed-curve-XXXXXX");
-    cr_assert (mkdtemp (keys->dir));
-    snprintf (keys->server_cert, sizeof keys->server_cert, "%s/router-feed.key", keys->dir);
-    snprintf (keys->clients, sizeof keys->clients, "%s/readers", keys->dir);
-    cr_assert_eq (mkdir (keys->clients, 0755), 0);
-    keys->server = zcert_new ();
-    zcert_set_meta (keys->server, "name", "referral-router");
-    cr_assert_eq (zcert_save (keys->server, keys->server_cert), 0);
-    keys->eaia = zcert_new ();
-    zcert_set_meta (keys->eaia, "name", "eaia");
-    char path [192];
-    snprintf (path, sizeof path, "%s/eaia.key", keys->clients);
-    cr_assert_eq (zcert_save_public (keys->eaia, path), 0);
-    keys->unknown = zcert_new ();
-    zcert_set_meta (keys->unknown, "name", "saier");
-}
-
-static void
-s_keys_destroy (s_keys_t *keys)
-{
-    zcert_destroy (&keys->server);
-    zcert_destroy (&keys->eaia);
-    zcert_destroy (&keys->unknown);
-    char command [192];
-    snprintf (command, sizeof command, "rm -rf '%s'", keys->dir);
-    cr_assert_eq (system (command), 0);
+    fs_test_curve_keys_make (keys, "feed-curve", "router-feed", "referral-router", "readers",
+                             "eaia", "saier");
 }
 
 //  A read of feed as client (NULL: plain); 0 with the answer, -1 when none came in time
@@ -93,7 +59,7 @@ s_read (const char *endpoint, zcert_t *client, const char *server_key, const cha
 
 Test (router_feed_curve, each_key_reads_its_own_feed, .timeout = 120)
 {
-    s_keys_t keys;
+    fs_test_curve_keys_t keys;
     s_keys_make (&keys);
     fs_test_suite_t *suite = fs_test_suite_new ("feed_curve");
     fs_test_suite_setenv (suite, "FINESTRA_ROUTER_FEED_CURVE", "on");
@@ -110,12 +76,12 @@ Test (router_feed_curve, each_key_reads_its_own_feed, .timeout = 120)
     PQfinish (conn);
     const char *server_key = zcert_public_txt (keys.server);
     fs_feed_answer_t answer = { 0 };
-    cr_assert_eq (s_read (suite->feed_endpoint, keys.eaia, server_key, "eaia", &answer), 0,
+    cr_assert_eq (s_read (suite->feed_endpoint, keys.allowed, server_key, "eaia", &answer), 0,
                   "the listed key is answered (logs in %s)", suite->log_dir);
     cr_expect_str_eq (answer.status, "ok");
     fs_proto_clear (&fs_feed_answer_type, &answer);
     //  Its key names eaia: another feed is refused
-    cr_assert_eq (s_read (suite->feed_endpoint, keys.eaia, server_key, "saier", &answer), 0);
+    cr_assert_eq (s_read (suite->feed_endpoint, keys.allowed, server_key, "saier", &answer), 0);
     cr_expect_str_eq (answer.status, "error");
     cr_expect_str_eq (answer.error.code, "not_your_feed");
     fs_proto_clear (&fs_feed_answer_type, &answer);
@@ -146,5 +112,5 @@ Test (router_feed_curve, each_key_reads_its_own_feed, .timeout = 120)
     }
     cr_expect (strstr (text, "FINESTRA_ROUTER_FEED_CURVE_SERVER_CERT"), "%s", text);
     fs_test_suite_destroy (&suite);
-    s_keys_destroy (&keys);
+    fs_test_curve_keys_destroy (&keys);
 }

@@ -66,6 +66,23 @@ int fs_test_command_run (const fs_test_command_t *self, const char *const *args)
 int fs_test_command_runl (const fs_test_command_t *self, const char *first, ...)
     __attribute__ ((sentinel));
 
+/* -- fs_test_curve.c: CURVE keys in a temporary directory ------------------------------ */
+
+typedef struct {
+    char dir [64];                      /* /tmp/finestra-<tag>-XXXXXX */
+    char server_cert [128];             /* <dir>/<server_file>.key (and its _secret) */
+    char clients [128];                 /* <dir>/<clients>: the listed clients' public keys */
+    zcert_t *server;                    /* the server's pair, name server_name */
+    zcert_t *allowed;                   /* listed: <clients>/<allowed>.key, name allowed */
+    zcert_t *unknown;                   /* not listed, name unknown */
+} fs_test_curve_keys_t;
+
+void fs_test_curve_keys_make (fs_test_curve_keys_t *keys, const char *tag,
+                              const char *server_file, const char *server_name,
+                              const char *clients, const char *allowed, const char *unknown);
+/* Destroys the certificates and removes the directory. */
+void fs_test_curve_keys_destroy (fs_test_curve_keys_t *keys);
+
 /* Other sections follow. */
 
 #endif
