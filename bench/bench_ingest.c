@@ -1,6 +1,6 @@
 /*  bench_ingest - intake's ingest throughput and receipt latency against a running intake,
     and the ceiling: the same rows inserted straight into PostgreSQL. Run by bench/run. */
-#include "finestra.h"
+#include "bench_common.h"
 #include <pthread.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -41,14 +41,6 @@ typedef struct {
     int lost;                       /* out: no receipt within the timeout */
     char error [256];               /* out: why it stopped early, "" if it did not */
 } s_publisher_t;
-
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 // -- events -------------------------------------------------------------------------
 
@@ -251,10 +243,10 @@ s_publisher (void *arg)
     double *sent_at = (double *) calloc ((size_t) self->n, sizeof *sent_at);
     bool *answered = (bool *) calloc ((size_t) self->n, sizeof *answered);
     int sent = 0, received = 0;
-    double last_progress = s_now ();
+    double last_progress = fs_bench_now ();
     self->first_send = 0;
     while (received < self->n && sent_at && answered) {
-        double now = s_now ();
+        double now = fs_bench_now ();
         //  Send what the window (or the pace) allows
         while (sent < self->n && sent - received < options->window) {
             double due = self->interval > 0 ? self->start + sent * self->interval : now;
@@ -274,12 +266,12 @@ s_publisher (void *arg)
             if (self->first_send == 0)
                 self->first_send = sent_at [sent];
             sent++;
-            now = s_now ();
+            now = fs_bench_now ();
         }
         //  Wait for a receipt, or until the next send is due
         int timeout_ms = 1000;
         if (self->interval > 0 && sent < self->n && sent - received < options->window) {
-            double wait = self->start + sent * self->interval - s_now ();
+            double wait = self->start + sent * self->interval - fs_bench_now ();
             timeout_ms = wait <= 0 ? 0 : (int) (wait * 1000.0) + 1;
             if (timeout_ms > 1000)
                 timeout_ms = 1000;
@@ -293,7 +285,7 @@ s_publisher (void *arg)
         while (zsock_events (dealer) & ZMQ_POLLIN) {
             bool accepted = false;
             long index = s_read_receipt (dealer, &accepted);
-            double at = s_now ();
+            double at = fs_bench_now ();
             if (index < 0 || index >= self->n || answered [index]) {
                 self->other++;
                 continue;
@@ -307,7 +299,7 @@ s_publisher (void *arg)
             else
                 self->other++;
         }
-        if (s_now () - last_progress > 30) {
+        if (fs_bench_now () - last_progress > 30) {
             self->lost = self->n - received;
             snprintf (self->error, sizeof self->error, "no receipt for 30 s; %d missing",
                       self->lost);
@@ -336,22 +328,6 @@ static double s_cpu_of (int pid);
 static double s_pg_cpu (int postmaster);
 static double s_self_cpu (void);
 
-static int
-s_cmp_double (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
-
-static double
-s_percentile (const double *sorted, size_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    size_t rank = (size_t) (p * (double) n + 0.999999);
-    return sorted [rank ? rank - 1 : 0];
-}
-
 //  Publishes n events tagged `tag`; rate 0 = as fast as the windows allow
 static int
 s_run (const s_options_t *options, const char *tag, int n, int rate, s_run_t *run)
@@ -375,7 +351,7 @@ s_run (const s_options_t *options, const char *tag, int n, int rate, s_run_t *ru
             pub->events [i] = s_event (ptag, i);
     }
     //  Paced: each publisher sends every publishers/rate s, staggered so sends interleave
-    double start = s_now () + 0.2;
+    double start = fs_bench_now () + 0.2;
     for (int p = 0; p < publishers && rate > 0; p++) {
         pubs [p].interval = (double) publishers / rate;
         pubs [p].start = start + pubs [p].interval * p / publishers;
@@ -420,9 +396,9 @@ s_run (const s_options_t *options, const char *tag, int n, int rate, s_run_t *ru
         free (pub->events);
         free (pub->latency);
     }
-    qsort (all, nlat, sizeof *all, s_cmp_double);
-    run->p50 = s_percentile (all, nlat, 0.50);
-    run->p99 = s_percentile (all, nlat, 0.99);
+    qsort (all, nlat, sizeof *all, fs_bench_cmp_double);
+    run->p50 = fs_bench_percentile_sorted (all, nlat, 0.50);
+    run->p99 = fs_bench_percentile_sorted (all, nlat, 0.99);
     run->max = nlat ? all [nlat - 1] : 0;
     run->rate = last_receipt > first_send ? run->accepted / (last_receipt - first_send) : 0;
     free (all);
@@ -488,40 +464,8 @@ s_batch_mean (const s_options_t *options, double accepted0, double batches0)
 static double
 s_cpu_of (int pid)
 {
-    char path [64], text [1024];
-    snprintf (path, sizeof path, "/proc/%d/stat", pid);
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return 0;
-    size_t len = fread (text, 1, sizeof text - 1, file);
-    fclose (file);
-    text [len] = 0;
-    //  Fields after the command (which may hold spaces): state ppid ... utime(14) stime(15)
-    char *rest = strrchr (text, ')');
-    unsigned long utime = 0, stime = 0;
-    if (!rest || sscanf (rest + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                         &utime, &stime) != 2)
-        return 0;
-    return (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
-}
-
-//  Parent pid of a process, -1 if unreadable
-static int
-s_ppid_of (int pid)
-{
-    char path [64], text [1024];
-    snprintf (path, sizeof path, "/proc/%d/stat", pid);
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return -1;
-    size_t len = fread (text, 1, sizeof text - 1, file);
-    fclose (file);
-    text [len] = 0;
-    char *rest = strrchr (text, ')');
-    int ppid = -1;
-    if (!rest || sscanf (rest + 2, "%*c %d", &ppid) != 1)
-        return -1;
-    return ppid;
+    double cpu = fs_bench_cpu_seconds (pid);
+    return cpu < 0 ? 0 : cpu;
 }
 
 //  CPU seconds of the postmaster and its live children (backends, WAL writer, checkpointer);
@@ -529,17 +473,8 @@ s_ppid_of (int pid)
 static double
 s_pg_cpu (int postmaster)
 {
-    double cpu = s_cpu_of (postmaster);
-    DIR *proc = opendir ("/proc");
-    struct dirent *entry;
-    while (proc && (entry = readdir (proc))) {
-        int pid = atoi (entry->d_name);
-        if (pid > 0 && s_ppid_of (pid) == postmaster)
-            cpu += s_cpu_of (pid);
-    }
-    if (proc)
-        closedir (proc);
-    return cpu;
+    double children = fs_bench_children_cpu (postmaster);
+    return s_cpu_of (postmaster) + (children > 0 ? children : 0);
 }
 
 //  This process's CPU seconds (the publishers, and libzmq's I/O threads)
@@ -550,22 +485,6 @@ s_self_cpu (void)
     getrusage (RUSAGE_SELF, &usage);
     return (double) usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6
          + (double) usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
-}
-
-static long
-s_vmhwm_kb (int pid)
-{
-    char path [64], line [256];
-    snprintf (path, sizeof path, "/proc/%d/status", pid);
-    FILE *file = fopen (path, "r");
-    long kb = -1;
-    if (!file)
-        return -1;
-    while (fgets (line, sizeof line, file))
-        if (strncmp (line, "VmHWM:", 6) == 0)
-            kb = atol (line + 6);
-    fclose (file);
-    return kb;
 }
 
 // -- the ceiling: the same rows, plain batched INSERTs ---------------------------------
@@ -685,7 +604,7 @@ s_ceiling (const s_options_t *options, PGconn *conn, const char *tag, int batch,
     result = s_query (conn, "CHECKPOINT", 0, NULL);
     PQclear (result);
     double pg_cpu = options->pg_pid > 0 ? s_pg_cpu (options->pg_pid) : 0;
-    double started = s_now ();
+    double started = fs_bench_now ();
     for (int c = 0; c < connections; c++) {
         inserters [c] = (s_inserter_t) { .pg_url = options->pg_url, .rows = rows,
                                          .from = (int) ((long) n * c / connections),
@@ -701,7 +620,7 @@ s_ceiling (const s_options_t *options, PGconn *conn, const char *tag, int batch,
             ok = false;
         }
     }
-    double elapsed = s_now () - started;
+    double elapsed = fs_bench_now () - started;
     //  PostgreSQL's CPU per row: the inserting backends (gone now) and the rest of it
     *cpu = 0;
     if (options->pg_pid > 0 && n > 0) {
@@ -728,16 +647,6 @@ s_ceiling (const s_options_t *options, PGconn *conn, const char *tag, int batch,
 
 // -- main -------------------------------------------------------------------------------
 
-static double
-s_median (double *values, int n)
-{
-    double sorted [16];
-    assert (n > 0 && n <= 16);
-    memcpy (sorted, values, (size_t) n * sizeof *values);
-    qsort (sorted, (size_t) n, sizeof *sorted, s_cmp_double);
-    return n % 2 ? sorted [n / 2] : (sorted [n / 2 - 1] + sorted [n / 2]) / 2;
-}
-
 static void
 s_row (const char *what, int decimals, double *values, int reps, const char *target,
        bool met)
@@ -748,7 +657,7 @@ s_row (const char *what, int decimals, double *values, int reps, const char *tar
         snprintf (cell, sizeof cell, "%.*f", decimals, values [r]);
         printf (" %10s", cell);
     }
-    snprintf (cell, sizeof cell, "%.*f", decimals, s_median (values, reps));
+    snprintf (cell, sizeof cell, "%.*f", decimals, fs_bench_median (values, reps));
     printf (" %10s  %-12s %s\n", cell, target, *target ? (met ? "met" : "MISSED") : "");
 }
 
@@ -879,7 +788,7 @@ main (int argc, char **argv)
         fflush (stdout);
     }
     //  The ceiling's batches are intake's mean group commit over the throughput runs
-    int ceiling_batch = (int) (s_median (batch, reps) + 0.5);
+    int ceiling_batch = (int) (fs_bench_median (batch, reps) + 0.5);
     if (ceiling_batch < 1)
         ceiling_batch = 1;
     for (int r = 0; r < reps; r++) {
@@ -898,7 +807,7 @@ main (int argc, char **argv)
     for (int r = 0; r < reps; r++)
         printf ("      run %d", r + 1);
     printf ("     median  %-12s\n", "target");
-    s_row ("accepted events/s", 0, rate, reps, ">= 20000", s_median (rate, reps) >= 20000);
+    s_row ("accepted events/s", 0, rate, reps, ">= 20000", fs_bench_median (rate, reps) >= 20000);
     s_row ("receipt latency p50 (ms)", 2, p50, reps, "", true);
     s_row ("receipt latency p99 (ms)", 2, p99, reps, "", true);
     s_row ("events per group commit", 1, batch, reps, "", true);
@@ -913,16 +822,16 @@ main (int argc, char **argv)
     snprintf (paced, sizeof paced, "paced %d/s: p50 (ms)", options.rate);
     s_row (paced, 2, paced_p50, reps, "", true);
     snprintf (paced, sizeof paced, "paced %d/s: p99 (ms)", options.rate);
-    s_row (paced, 2, paced_p99, reps, "<= 25", s_median (paced_p99, reps) <= 25);
+    s_row (paced, 2, paced_p99, reps, "<= 25", fs_bench_median (paced_p99, reps) <= 25);
     snprintf (paced, sizeof paced, "ceiling: INSERTs of %d, %d conns/s", ceiling_batch,
               options.connections);
     s_row (paced, 0, ceiling, reps, "", true);
     if (options.pg_pid > 0)
         s_row ("ceiling: PostgreSQL CPU/row (us)", 1, cpu_ceiling, reps, "", true);
-    s_row ("intake / ceiling (%)", 1, ratio, reps, ">= 40", s_median (ratio, reps) >= 40);
+    s_row ("intake / ceiling (%)", 1, ratio, reps, ">= 40", fs_bench_median (ratio, reps) >= 40);
     if (options.intake_pid > 0)
         printf ("%-34s %10.1f MiB (VmHWM)\n", "intake peak RSS",
-                s_vmhwm_kb (options.intake_pid) / 1024.0);
+                fs_bench_vmhwm_kb (options.intake_pid) / 1024.0);
     printf ("%-34s %10s\n", "synchronous_commit", sync_commit);
     if (failed)
         printf ("WARNING: %d events not accepted or runs incomplete: see stderr\n", failed);

@@ -2,7 +2,7 @@
     assignment, cases, outbox): (a) a stored backlog processed from a cold restart, events/s;
     (b) a paced stream with processing on: the lag (unprocessed events, age of the oldest)
     sampled every 0.5 s. Starts and stops intake itself. Run by bench/run process. */
-#include "finestra.h"
+#include "bench_common.h"
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -44,14 +44,6 @@ typedef struct {
     double last_receipt;            /* out: monotonic s */
     char error [256];               /* out: "" unless it stopped early */
 } s_publisher_t;
-
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 // -- events: the mix of test_intake_stream (7 in 10 open a case, 4 of those refer) --------
 
@@ -217,9 +209,9 @@ s_publisher (void *arg)
         return NULL;
     }
     int sent = 0, received = 0;
-    double last_progress = s_now ();
+    double last_progress = fs_bench_now ();
     while (received < self->n) {
-        double now = s_now ();
+        double now = fs_bench_now ();
         while (sent < self->n && sent - received < options->window) {
             if (self->interval > 0 && self->start + sent * self->interval > now)
                 break;
@@ -235,7 +227,7 @@ s_publisher (void *arg)
         }
         int timeout_ms = 200;
         if (self->interval > 0 && sent < self->n && sent - received < options->window) {
-            double wait = self->start + sent * self->interval - s_now ();
+            double wait = self->start + sent * self->interval - fs_bench_now ();
             timeout_ms = wait <= 0 ? 0 : (int) (wait * 1000.0) + 1;
             if (timeout_ms > 200)
                 timeout_ms = 200;
@@ -266,9 +258,9 @@ s_publisher (void *arg)
             fs_proto_clear (&fs_ingest_receipt_type, &receipt);
             zmsg_destroy (&msg);
             received++;
-            self->last_receipt = last_progress = s_now ();
+            self->last_receipt = last_progress = fs_bench_now ();
         }
-        if (s_now () - last_progress > 30) {
+        if (fs_bench_now () - last_progress > 30) {
             snprintf (self->error, sizeof self->error, "no receipt for 30 s; %d missing",
                       self->n - received);
             goto done;
@@ -302,12 +294,12 @@ s_publish (const s_options_t *options, const char *tag, int run, int n, int rate
         if (pub->n < n / publishers + 1)
             pub->events [pub->n++] = s_event (tag, run, i, people);
     }
-    double start = s_now () + 0.2;
+    double start = fs_bench_now () + 0.2;
     for (int p = 0; p < publishers && rate > 0; p++) {
         pubs [p].interval = (double) publishers / rate;
         pubs [p].start = start + pubs [p].interval * p / publishers;
     }
-    *first_send = rate > 0 ? start : s_now ();
+    *first_send = rate > 0 ? start : fs_bench_now ();
     for (int p = 0; p < publishers; p++)
         pthread_create (&threads [p], NULL, s_publisher, &pubs [p]);
     int accepted = 0;
@@ -330,29 +322,6 @@ s_publish (const s_options_t *options, const char *tag, int run, int n, int rate
 
 // -- intake: start, stop, readiness, peak memory --------------------------------------------
 
-//  HTTP status of GET path on 127.0.0.1:port, -1 when no answer
-static int
-s_http_status (int port, const char *path)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    struct timeval tv = { 2, 0 };
-    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    int status = -1;
-    char request [256], answer [64] = "";
-    int len = snprintf (request, sizeof request,
-                        "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-    if (connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0
-    &&  write (fd, request, (size_t) len) == len
-    &&  read (fd, answer, sizeof answer - 1) > 12)
-        status = atoi (answer + 9);             //  "HTTP/1.1 200"
-    close (fd);
-    return status;
-}
-
 //  Starts intake with processing on or off; waits for /readyz. The pid, or -1
 static pid_t
 s_intake_start (const s_options_t *options, bool process)
@@ -373,7 +342,7 @@ s_intake_start (const s_options_t *options, bool process)
         _exit (127);
     }
     for (int tries = 0; tries < 600; tries++) {
-        if (s_http_status (options->http_port, "/readyz") == 200)
+        if (fs_bench_http_status (options->http_port, "/readyz") == 200)
             return pid;
         if (waitpid (pid, NULL, WNOHANG) == pid) {
             fprintf (stderr, "bench_process: intake exited; see %s\n", options->log);
@@ -398,77 +367,6 @@ s_intake_stop (pid_t pid)
     }
     kill (pid, SIGKILL);
     waitpid (pid, NULL, 0);
-}
-
-static long
-s_vmhwm_kb (pid_t pid)
-{
-    char path [64], line [256];
-    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
-    FILE *file = fopen (path, "r");
-    long kb = -1;
-    if (!file)
-        return -1;
-    while (fgets (line, sizeof line, file))
-        if (strncmp (line, "VmHWM:", 6) == 0)
-            kb = atol (line + 6);
-    fclose (file);
-    return kb;
-}
-
-//  CPU seconds (user + system) intake used so far, -1 when unknown
-static double
-s_cpu_seconds (pid_t pid)
-{
-    char path [64], text [1024];
-    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return -1;
-    size_t len = fread (text, 1, sizeof text - 1, file);
-    fclose (file);
-    text [len] = 0;
-    //  Fields after the command's closing parenthesis: state is 3rd, utime 14th, stime 15th
-    char *p = strrchr (text, ')');
-    unsigned long utime = 0, stime = 0;
-    if (!p || sscanf (p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                      &utime, &stime) != 2)
-        return -1;
-    return (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
-}
-
-//  CPU seconds used so far by every process whose parent is ppid (PostgreSQL's backends and
-//  helpers are the postmaster's children); same host, same user or root
-static double
-s_children_cpu (pid_t ppid)
-{
-    DIR *proc = ppid > 0 ? opendir ("/proc") : NULL;
-    if (!proc)
-        return -1;
-    double total = 0;
-    struct dirent *entry;
-    while ((entry = readdir (proc))) {
-        pid_t pid = (pid_t) atoi (entry->d_name);
-        if (pid <= 0)
-            continue;
-        char path [64], text [1024];
-        snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
-        FILE *file = fopen (path, "r");
-        if (!file)
-            continue;
-        size_t len = fread (text, 1, sizeof text - 1, file);
-        fclose (file);
-        text [len] = 0;
-        char *p = strrchr (text, ')');
-        int parent = 0;
-        unsigned long utime = 0, stime = 0;
-        if (p && sscanf (p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                         &parent, &utime, &stime) == 3
-        &&  parent == (int) ppid)
-            total += (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
-    }
-    closedir (proc);
-    return total;
 }
 
 // -- PostgreSQL ------------------------------------------------------------------------------
@@ -508,33 +406,6 @@ static const char s_sample_sql [] =
 
 // -- figures -------------------------------------------------------------------------------
 
-static int
-s_cmp_double (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
-
-static double
-s_median (const double *values, int n)
-{
-    double sorted [64];
-    assert (n > 0 && n <= 64);
-    memcpy (sorted, values, (size_t) n * sizeof *values);
-    qsort (sorted, (size_t) n, sizeof *sorted, s_cmp_double);
-    return n % 2 ? sorted [n / 2] : (sorted [n / 2 - 1] + sorted [n / 2]) / 2;
-}
-
-static double
-s_percentile (double *values, size_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    qsort (values, n, sizeof *values, s_cmp_double);
-    size_t rank = (size_t) (p * (double) n + 0.999999);
-    return values [rank ? rank - 1 : 0];
-}
-
 static void
 s_row (const char *what, int decimals, const double *values, int reps, const char *target,
        int met)
@@ -545,7 +416,7 @@ s_row (const char *what, int decimals, const double *values, int reps, const cha
         snprintf (cell, sizeof cell, "%.*f", decimals, values [r]);
         printf (" %10s", cell);
     }
-    snprintf (cell, sizeof cell, "%.*f", decimals, s_median (values, reps));
+    snprintf (cell, sizeof cell, "%.*f", decimals, fs_bench_median (values, reps));
     printf (" %10s  %-14s %s\n", cell, target, met < 0 ? "" : met ? "met" : "MISSED");
 }
 
@@ -602,18 +473,18 @@ s_repetition (const s_options_t *options, PGconn *conn, const char *run_tag, int
     s_intake_stop (pid);
     double pending = s_pg_value (conn, s_unprocessed_sql, NULL, 0);
     usleep (200 * 1000);                //  the stopped intake's backends exit
-    double pg_cpu0 = s_children_cpu (options->postmaster);
-    double started = s_now ();
+    double pg_cpu0 = fs_bench_children_cpu (options->postmaster);
+    double started = fs_bench_now ();
     pid = s_intake_start (options, true);
     if (pid < 0)
         return -1;
-    while (pending > 0 && s_now () - started < 600) {
+    while (pending > 0 && fs_bench_now () - started < 600) {
         usleep (20 * 1000);
         pending = s_pg_value (conn, s_any_pending_sql, NULL, 0);
     }
-    double elapsed = s_now () - started;
-    rep->backlog_cpu = s_cpu_seconds (pid);
-    rep->backlog_pg_cpu = s_children_cpu (options->postmaster) - pg_cpu0;
+    double elapsed = fs_bench_now () - started;
+    rep->backlog_cpu = fs_bench_cpu_seconds (pid);
+    rep->backlog_pg_cpu = fs_bench_children_cpu (options->postmaster) - pg_cpu0;
     if (pending != 0) {
         fprintf (stderr, "bench_process: backlog not processed in 600 s (%.0f left)\n", pending);
         s_intake_stop (pid);
@@ -645,16 +516,16 @@ s_repetition (const s_options_t *options, PGconn *conn, const char *run_tag, int
     }
     //  Samples every 0.5 s from the first send (0.2 s after the start) to the last one due
     usleep (200 * 1000);
-    double sample_at = s_now ();
+    double sample_at = fs_bench_now ();
     double end = sample_at + options->seconds;
     while (samples < max_samples && sample_at + 0.5 <= end + 0.01) {
         sample_at += 0.5;
-        double wait = sample_at - s_now ();
+        double wait = sample_at - fs_bench_now ();
         if (wait > 0)
             usleep ((useconds_t) (wait * 1e6));
         PGresult *result = PQexec (conn, s_sample_sql);
         if (PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1) {
-            at [samples] = s_now ();
+            at [samples] = fs_bench_now ();
             lag [samples] = atof (PQgetvalue (result, 0, 0));
             age [samples] = PQgetisnull (result, 0, 1) ? 0 : atof (PQgetvalue (result, 0, 1));
             done [samples] = atof (PQgetvalue (result, 0, 2));
@@ -674,11 +545,11 @@ s_repetition (const s_options_t *options, PGconn *conn, const char *run_tag, int
     free (done);
     free (at);
     pending = s_pg_value (conn, s_unprocessed_sql, NULL, 0);
-    while (pending > 0 && s_now () - stream.last < 600) {
+    while (pending > 0 && fs_bench_now () - stream.last < 600) {
         usleep (20 * 1000);
         pending = s_pg_value (conn, s_any_pending_sql, NULL, 0);
     }
-    rep->drain = s_now () - stream.last;
+    rep->drain = fs_bench_now () - stream.last;
     if (rep->drain < 0)
         rep->drain = 0;
     double lag_last = samples ? lag [samples - 1] : 0;
@@ -690,8 +561,8 @@ s_repetition (const s_options_t *options, PGconn *conn, const char *run_tag, int
         if (age [s] > rep->age_max)
             rep->age_max = age [s];
     }
-    rep->lag_p50 = s_percentile (lag, samples, 0.5);
-    rep->age_p50 = s_percentile (age, samples, 0.5);
+    rep->lag_p50 = fs_bench_percentile (lag, samples, 0.5);
+    rep->age_p50 = fs_bench_percentile (age, samples, 0.5);
     free (lag);
     free (age);
     //  Anything the processor could not apply is a failure of the run
@@ -701,7 +572,7 @@ s_repetition (const s_options_t *options, PGconn *conn, const char *run_tag, int
         fprintf (stderr, "bench_process: %.0f events with a process_error\n", errors);
         rep->failed += errors > 0 ? (int) errors : 1;
     }
-    rep->rss_mib = s_vmhwm_kb (pid) / 1024.0;
+    rep->rss_mib = fs_bench_vmhwm_kb (pid) / 1024.0;
     printf ("  run %d paced %d/s x %d s: accepted %.0f/s, processed %.0f/s while it ran;"
             " unprocessed p50 %.0f max %.0f (last sample %.0f), oldest p50 %.2f s max %.2f s;"
             " drained %.2f s after the last receipt; %lu samples\n",
@@ -838,32 +709,32 @@ main (int argc, char **argv)
     printf ("     median  %-14s\n", "target");
     s_row ("backlog: stored with processing off /s", 0, ingest, reps, "", -1);
     s_row ("backlog: processed events/s", 0, backlog, reps, ">= 5000",
-           s_median (backlog, reps) >= S_TARGET);
+           fs_bench_median (backlog, reps) >= S_TARGET);
     s_row ("backlog: % of 5000/s", 1, ratio_backlog, reps, ">= 100",
-           s_median (ratio_backlog, reps) >= 100);
+           fs_bench_median (ratio_backlog, reps) >= 100);
     s_row ("backlog: intake CPU ms per 1000 events", 1, cpu, reps, "", -1);
     s_row ("backlog: PostgreSQL CPU ms per 1000", 1, pg_cpu, reps, "", -1);
     //  What one dedicated core would do: the figure a busy shared host cannot blur
     s_row ("backlog: events per CPU second", 0, per_cpu, reps, ">= 5000",
-           s_median (per_cpu, reps) >= S_TARGET);
+           fs_bench_median (per_cpu, reps) >= S_TARGET);
     snprintf (label, sizeof label, "paced %d/s: accepted/s", options.rate);
     s_row (label, 0, accepted, reps, "", -1);
     snprintf (label, sizeof label, "paced %d/s: processed/s while it ran", options.rate);
     s_row (label, 0, processed, reps, "", -1);
     snprintf (label, sizeof label, "paced %d/s: processed %% of offered", options.rate);
-    s_row (label, 1, ratio_paced, reps, ">= 95", s_median (ratio_paced, reps) >= 95);
+    s_row (label, 1, ratio_paced, reps, ">= 95", fs_bench_median (ratio_paced, reps) >= 95);
     s_row ("paced: unprocessed events p50", 0, lag50, reps, "", -1);
     //  Bounded: the backlog does not keep growing (under 5% of the offered rate)
     snprintf (label, sizeof label, "<= %d", options.rate / 20);
     s_row ("paced: unprocessed growth (events/s)", 0, growth, reps, label,
-           s_median (growth, reps) <= options.rate / 20.0);
+           fs_bench_median (growth, reps) <= options.rate / 20.0);
     //  Bounded: never more than one second of the offered stream behind
     snprintf (label, sizeof label, "<= %d", options.rate);
     s_row ("paced: unprocessed events max", 0, lagmax, reps, label,
-           s_median (lagmax, reps) <= options.rate);
+           fs_bench_median (lagmax, reps) <= options.rate);
     s_row ("paced: oldest unprocessed age p50 (s)", 2, age50, reps, "", -1);
     s_row ("paced: oldest unprocessed age max (s)", 2, agemax, reps, "<= 1",
-           s_median (agemax, reps) <= 1.0);
+           fs_bench_median (agemax, reps) <= 1.0);
     s_row ("paced: drained after last receipt (s)", 2, drain, reps, "", -1);
     s_row ("intake peak RSS (MiB, VmHWM)", 1, rss, reps, "", -1);
     printf ("%-40s %10.0f cases, %.0f persons in the database at the end\n", "", cases, persons);
