@@ -32,21 +32,7 @@ s_teardown (void)
 }
 
 //  Runs sql with text parameters on the suite's database; the first value, "" when none
-static char *
-s_sql (const char *sql, int n, const char *const *values)
-{
-    PGconn *conn = PQconnectdb (s_suite->pg_url);
-    cr_assert (PQstatus (conn) == CONNECTION_OK, "%s", PQerrorMessage (conn));
-    PGresult *result = PQexecParams (conn, sql, n, NULL, values, NULL, NULL, 0);
-    cr_assert (PQresultStatus (result) == PGRES_TUPLES_OK
-            || PQresultStatus (result) == PGRES_COMMAND_OK, "%s: %s", sql,
-               PQerrorMessage (conn));
-    char *text = strdup (PQntuples (result) && PQnfields (result)
-                         ? PQgetvalue (result, 0, 0) : "");
-    PQclear (result);
-    PQfinish (conn);
-    return text;
-}
+#define s_sql(sql, n, values) fs_test_pg_text (s_suite->pg_url, sql, n, values)
 
 //  A referral from `source`, stored as routing leaves it (status requested); id out
 static void

@@ -29,29 +29,9 @@ s_connect (void)
 }
 
 //  The first column of the first row as text, "" for NULL (malloc'd); params as PQexecParams
-static char *
-s_text (const char *sql, int n, const char *const *values)
-{
-    PGconn *conn = s_connect ();
-    PGresult *result = PQexecParams (conn, sql, n, NULL, values, NULL, NULL, 0);
-    cr_assert (PQresultStatus (result) == PGRES_TUPLES_OK
-            || PQresultStatus (result) == PGRES_COMMAND_OK, "%s: %s", sql,
-               PQerrorMessage (conn));
-    char *text = strdup (PQntuples (result) ? PQgetvalue (result, 0, 0) : "");
-    PQclear (result);
-    PQfinish (conn);
-    return text;
-}
+#define s_text(sql, n, values) fs_test_pg_text (s_url, sql, n, values)
 
-static void
-s_expect (const char *sql, const char *id, const char *expected)
-{
-    const char *values [1] = { id };
-    char *text = s_text (sql, id ? 1 : 0, values);
-    cr_expect_str_eq (text, expected, "%s (%s)\n  got: %s\n  expected: %s", sql,
-                      id ? id : "", text, expected);
-    free (text);
-}
+#define s_expect(sql, id, expected) fs_test_pg_expect_text (s_url, sql, id, expected)
 
 //  A referral in status, as the router would have stored it; its id into id
 static void

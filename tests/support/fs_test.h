@@ -83,6 +83,16 @@ void fs_test_curve_keys_make (fs_test_curve_keys_t *keys, const char *tag,
 /* Destroys the certificates and removes the directory. */
 void fs_test_curve_keys_destroy (fs_test_curve_keys_t *keys);
 
+/* -- fs_test_pg.c: one statement's first value --------------------------------------------- */
+
+/* Runs sql with n text parameters on url (asserts it succeeds); the first column of the first
+   row, "" when none or NULL (malloc'd). */
+char *fs_test_pg_text (const char *url, const char *sql, int n, const char *const *values);
+/* Expects (cr_expect) that value of sql, with id as $1 (no parameter when id is NULL), to be
+   expected. */
+void fs_test_pg_expect_text (const char *url, const char *sql, const char *id,
+                             const char *expected);
+
 /* Other sections follow. */
 
 #endif
