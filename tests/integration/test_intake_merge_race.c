@@ -15,19 +15,6 @@ s_start (void)
 }
 
 static void
-s_publish (fs_test_suite_t *suite, const char *id)
-{
-    zchunk_t *event = fs_test_event_social_risk (id, "primary-care", "urgent");
-    fs_ingest_receipt_t receipt = { 0 };
-    cr_assert_eq (fs_test_publish (suite->ingest_endpoint, zchunk_data (event),
-                                   zchunk_size (event), &receipt, 10000), 0,
-                  "no receipt (log in %s)", suite->log_dir);
-    cr_assert_str_eq (receipt.status, "accepted");
-    fs_proto_clear (&fs_ingest_receipt_type, &receipt);
-    zchunk_destroy (&event);
-}
-
-static void
 s_exec (PGconn *conn, const char *sql)
 {
     PGresult *result = PQexec (conn, sql);
@@ -44,7 +31,7 @@ Test (intake_merge_race, event_processed_during_merge_lands_on_kept_file)
 {
     fs_test_suite_t *suite = s_start ();
     //  The merged-to-be file: made by a first event; the kept one: another person's file
-    s_publish (suite, "race-1");
+    fs_test_publish_accepted (suite, "race-1");
     cr_assert (fs_test_pg_wait (suite->pg_url, S_UNPROCESSED, 0, 20000), "log in %s",
                suite->log_dir);
     PGconn *merger = PQconnectdb (suite->pg_url);
@@ -65,7 +52,7 @@ Test (intake_merge_race, event_processed_during_merge_lands_on_kept_file)
                     " FROM intake.person_documents WHERE doc_number = '12345678Z'))"
                     " ORDER BY id FOR UPDATE");
     //  An event about the merged file, processed now: the processor must wait for the lock
-    s_publish (suite, "race-2");
+    fs_test_publish_accepted (suite, "race-2");
     cr_assert (fs_test_pg_wait (suite->pg_url,
                                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
                                 " 'Lock' AND query LIKE '%process_batch%'", 1, 20000),

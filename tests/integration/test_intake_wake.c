@@ -18,14 +18,7 @@ Test (intake_wake, stored_batch_wakes_processor_without_poll)
     for (int i = 0; i < 3; i++) {
         char id [32];
         snprintf (id, sizeof id, "wake-%d", i);
-        zchunk_t *event = fs_test_event_social_risk (id, "primary-care", "urgent");
-        fs_ingest_receipt_t receipt = { 0 };
-        cr_assert_eq (fs_test_publish (suite->ingest_endpoint, zchunk_data (event),
-                                       zchunk_size (event), &receipt, 10000), 0,
-                      "no receipt (log in %s)", suite->log_dir);
-        cr_assert_str_eq (receipt.status, "accepted");
-        fs_proto_clear (&fs_ingest_receipt_type, &receipt);
-        zchunk_destroy (&event);
+        fs_test_publish_accepted (suite, id);
         cr_assert (fs_test_pg_wait (suite->pg_url, "SELECT count(*) FROM intake.events"
                                     " WHERE processed_at IS NULL", 0, 30000),
                    "event %d not processed: no wake-up (log in %s)", i, suite->log_dir);

@@ -71,3 +71,16 @@ fs_test_publish (const char *endpoint, const void *data, size_t len, fs_ingest_r
     zsock_destroy (&req);
     return rc;
 }
+
+void
+fs_test_publish_accepted (fs_test_suite_t *suite, const char *id)
+{
+    zchunk_t *event = fs_test_event_social_risk (id, "primary-care", "urgent");
+    fs_ingest_receipt_t receipt = { 0 };
+    cr_assert_eq (fs_test_publish (suite->ingest_endpoint, zchunk_data (event),
+                                   zchunk_size (event), &receipt, 10000), 0,
+                  "no receipt (log in %s)", suite->log_dir);
+    cr_assert_str_eq (receipt.status, "accepted");
+    fs_proto_clear (&fs_ingest_receipt_type, &receipt);
+    zchunk_destroy (&event);
+}

@@ -60,5 +60,8 @@ zchunk_t *fs_test_event_social_risk (const char *id, const char *source, const c
 /* Sends one event frame over a REQ socket; decodes the receipt. 0, or -1 (no/bad answer). */
 int fs_test_publish (const char *endpoint, const void *data, size_t len,
                      fs_ingest_receipt_t *receipt, int timeout_ms);
+/* Publishes fs_test_event_social_risk (id, "primary-care", "urgent") to the suite's intake
+   and asserts it is accepted (a receipt within 10 s). */
+void fs_test_publish_accepted (fs_test_suite_t *suite, const char *id);
 
 #endif
