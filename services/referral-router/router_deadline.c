@@ -105,16 +105,16 @@ router_deadline_scan (fs_server_t *server, fs_pg_t *pg, long *escalated)
         //  not depend on it), else the feed it was delivered to
         PGresult *rows = fs_pg_exec (pg,
             "SELECT r.id, r.event_ref, r.urgency, r.source, r.correlation_id,"
-            " (extract (epoch FROM r.created_at) * 1000)::bigint,"
-            " (extract (epoch FROM r.created_at + a.allowed) * 1000)::bigint,"
+            " (extract (epoch FROM r.requested_at) * 1000)::bigint,"
+            " (extract (epoch FROM r.requested_at + a.allowed) * 1000)::bigint,"
             " coalesce (to_jsonb (r) ->> 'target', (SELECT min (f.feed)"
             "   FROM referral_router.referral_feeds f WHERE f.referral_id = r.id))"
             " FROM referral_router.referrals r CROSS JOIN LATERAL (SELECT CASE r.urgency"
             "   WHEN 'urgent' THEN $1::bigint WHEN 'preferent' THEN $2::bigint"
             "   ELSE $3::bigint END * interval '1 second' AS allowed) a"
             " WHERE r.status = 'requested' AND r.overdue_at IS NULL"
-            "   AND r.created_at + a.allowed < now ()"
-            " ORDER BY r.created_at LIMIT 100 FOR UPDATE OF r SKIP LOCKED", 3, values);
+            "   AND r.requested_at + a.allowed < now ()"
+            " ORDER BY r.requested_at LIMIT 100 FOR UPDATE OF r SKIP LOCKED", 3, values);
         if (!rows) {
             fs_pg_rollback (pg);
             return -1;
