@@ -20,9 +20,7 @@ s_setup (void)
     fs_test_suite_setenv (s_suite, "FINESTRA_ROUTER_FEED_PURGE_MS", "200");
     fs_test_suite_setenv (s_suite, "FINESTRA_ROUTER_FEED_MAX_BYTES", "4096");
     fs_test_suite_start (s_suite, "referral-router");
-    s_router.pg_url = s_suite->pg_url;
-    s_router.redis_url = s_suite->redis_url;
-    s_router.redis_prefix = s_suite->redis_prefix;
+    fs_test_command_use_suite (&s_router, s_suite);
 }
 
 static void

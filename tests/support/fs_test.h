@@ -63,8 +63,11 @@ pid_t fs_test_command_spawnl (const fs_test_command_t *self, const char *first, 
 int fs_test_command_wait (const fs_test_command_t *self, pid_t pid);
 /* Spawns and waits: the exit code. */
 int fs_test_command_run (const fs_test_command_t *self, const char *const *args);
-int fs_test_command_runl (const fs_test_command_t *self, const char *first, ...)
-    __attribute__ ((sentinel));
+/* The same with the arguments listed, NULL after the last (self is evaluated twice). */
+#define fs_test_command_runl(self, ...) \
+    fs_test_command_wait ((self), fs_test_command_spawnl ((self), __VA_ARGS__))
+/* Runs against the suite's database, Redis and key prefix. */
+void fs_test_command_use_suite (fs_test_command_t *self, const fs_test_suite_t *suite);
 
 /* -- fs_test_curve.c: CURVE keys in a temporary directory ------------------------------ */
 

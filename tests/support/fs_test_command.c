@@ -84,25 +84,18 @@ fs_test_command_spawn (const fs_test_command_t *self, const char *const *args)
     return pid;
 }
 
-//  The NULL-terminated arguments `first, ap` into args [16]
-static void
-s_collect_args (const char **args, const char *first, va_list ap)
-{
-    int argc = 0;
-    args [argc++] = first;
-    for (const char *arg; argc < 14 && (arg = va_arg (ap, const char *)); )
-        args [argc++] = arg;
-    args [argc] = NULL;
-}
-
 pid_t
 fs_test_command_spawnl (const fs_test_command_t *self, const char *first, ...)
 {
     const char *args [16];
+    int argc = 0;
+    args [argc++] = first;
     va_list ap;
     va_start (ap, first);
-    s_collect_args (args, first, ap);
+    for (const char *arg; argc < 14 && (arg = va_arg (ap, const char *)); )
+        args [argc++] = arg;
     va_end (ap);
+    args [argc] = NULL;
     return fs_test_command_spawn (self, args);
 }
 
@@ -130,13 +123,10 @@ fs_test_command_run (const fs_test_command_t *self, const char *const *args)
     return fs_test_command_wait (self, fs_test_command_spawn (self, args));
 }
 
-int
-fs_test_command_runl (const fs_test_command_t *self, const char *first, ...)
+void
+fs_test_command_use_suite (fs_test_command_t *self, const fs_test_suite_t *suite)
 {
-    const char *args [16];
-    va_list ap;
-    va_start (ap, first);
-    s_collect_args (args, first, ap);
-    va_end (ap);
-    return fs_test_command_run (self, args);
+    self->pg_url = suite->pg_url;
+    self->redis_url = suite->redis_url;
+    self->redis_prefix = suite->redis_prefix;
 }
