@@ -148,27 +148,9 @@ s_sql (const char *sql)
     PQfinish (conn);
 }
 
-//  First column of the first row, as text ("" for NULL); malloc'd
-static char *
-s_text (const char *sql)
-{
-    PGconn *conn = s_connect ();
-    PGresult *result = PQexec (conn, sql);
-    cr_assert (PQresultStatus (result) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage (conn));
-    cr_assert (PQntuples (result) == 1, "%s: %d rows", sql, PQntuples (result));
-    char *text = strdup (PQgetvalue (result, 0, 0));
-    PQclear (result);
-    PQfinish (conn);
-    return text;
-}
-
-static void
-s_expect_text (const char *sql, const char *expected)
-{
-    char *text = s_text (sql);
-    cr_expect_str_eq (text, expected, "%s\n  got: %s\n  expected: %s", sql, text, expected);
-    free (text);
-}
+//  First column of the only row, as text ("" for NULL); malloc'd
+#define s_text(sql) fs_test_pg_one (s_url, sql)
+#define s_expect_text(sql, expected) fs_test_pg_expect_one (s_url, sql, expected)
 
 //  The n-th (from 0, in emission order) outbox event for reporting, decoded
 static void

@@ -22,28 +22,9 @@ static fs_test_command_t s_router = {
 };
 #define s_run(...) fs_test_command_runl (&s_router, __VA_ARGS__)
 
-//  The first column of the first row, as text (malloc'd)
-static char *
-s_text (const char *sql)
-{
-    PGconn *conn = PQconnectdb (s_url);
-    cr_assert (PQstatus (conn) == CONNECTION_OK, "%s", PQerrorMessage (conn));
-    PGresult *result = PQexec (conn, sql);
-    cr_assert (PQresultStatus (result) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage (conn));
-    cr_assert (PQntuples (result) == 1, "%s: %d rows", sql, PQntuples (result));
-    char *text = strdup (PQgetvalue (result, 0, 0));
-    PQclear (result);
-    PQfinish (conn);
-    return text;
-}
-
-static void
-s_expect (const char *sql, const char *expected)
-{
-    char *text = s_text (sql);
-    cr_expect_str_eq (text, expected, "%s\n  got: %s\n  expected: %s", sql, text, expected);
-    free (text);
-}
+//  The first column of the only row, as text (malloc'd)
+#define s_text(sql) fs_test_pg_one (s_url, sql)
+#define s_expect(sql, expected) fs_test_pg_expect_one (s_url, sql, expected)
 
 //  A digest of everything load-directory writes, to show a refusal changed nothing
 static char *

@@ -95,6 +95,11 @@ char *fs_test_pg_text (const char *url, const char *sql, int n, const char *cons
    expected. */
 void fs_test_pg_expect_text (const char *url, const char *sql, const char *id,
                              const char *expected);
+/* sql (no parameters) must give exactly one row (asserted): its first value, "" for NULL
+   (malloc'd). */
+char *fs_test_pg_one (const char *url, const char *sql);
+/* Expects (cr_expect) that value to be expected. */
+void fs_test_pg_expect_one (const char *url, const char *sql, const char *expected);
 
 /* Other sections follow. */
 

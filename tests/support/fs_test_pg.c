@@ -27,3 +27,25 @@ fs_test_pg_expect_text (const char *url, const char *sql, const char *id, const 
                       id ? id : "", text, expected);
     free (text);
 }
+
+char *
+fs_test_pg_one (const char *url, const char *sql)
+{
+    PGconn *conn = PQconnectdb (url);
+    cr_assert (PQstatus (conn) == CONNECTION_OK, "%s", PQerrorMessage (conn));
+    PGresult *result = PQexec (conn, sql);
+    cr_assert (PQresultStatus (result) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage (conn));
+    cr_assert (PQntuples (result) == 1, "%s: %d rows", sql, PQntuples (result));
+    char *text = strdup (PQgetvalue (result, 0, 0));
+    PQclear (result);
+    PQfinish (conn);
+    return text;
+}
+
+void
+fs_test_pg_expect_one (const char *url, const char *sql, const char *expected)
+{
+    char *text = fs_test_pg_one (url, sql);
+    cr_expect_str_eq (text, expected, "%s\n  got: %s\n  expected: %s", sql, text, expected);
+    free (text);
+}
