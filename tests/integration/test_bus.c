@@ -120,22 +120,11 @@ Test (bus, random_frames_never_crash_the_service)
         zsock_send (dealer, i % 7 ? "b" : "bb", buffer, len, buffer, len);
     }
     //  It still applies a good envelope
-    fs_notification_queued_t queued = { 0 };
-    char id [FS_UUID_LEN + 1];
-    fs_uuid (id);
-    fs_proto_set_str (&fs_notification_queued_type, &queued, "notification_id", id);
-    fs_proto_set_str (&fs_notification_queued_type, &queued, "recipient", "someone");
-    fs_proto_set_str (&fs_notification_queued_type, &queued, "topic", "x");
-    fs_proto_set_str (&fs_notification_queued_type, &queued, "channel", "sms");
-    char *data = NULL;
     size_t len = 0;
-    fs_proto_error_t err;
-    cr_assert_eq (fs_envelope_encode ("notification", &fs_notification_queued_type, &queued,
-                                      NULL, &data, &len, NULL, &err), 0);
+    char *data = fs_test_envelope_queued ("sms", &len, NULL);
     zframe_t *frame = zframe_new (data, len);
     zframe_send (&frame, dealer, 0);
     free (data);
-    fs_proto_clear (&fs_notification_queued_type, &queued);
     cr_assert (fs_test_pg_wait (suite->pg_url,
         "SELECT count FROM reporting.event_counts WHERE type = 'notification.queued'", 1, 20000));
     zsock_destroy (&dealer);

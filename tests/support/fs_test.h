@@ -101,6 +101,13 @@ char *fs_test_pg_one (const char *url, const char *sql);
 /* Expects (cr_expect) that value to be expected. */
 void fs_test_pg_expect_one (const char *url, const char *sql, const char *expected);
 
+/* -- fs_test_envelope.c: bus envelopes ---------------------------------------------------- */
+
+/* An encoded notification.queued envelope from notification (a fresh notification_id,
+   recipient "someone", topic "x", channel); its length in *len, its envelope id into id_out
+   when not NULL. Malloc'd. */
+char *fs_test_envelope_queued (const char *channel, size_t *len, char *id_out);
+
 /* Other sections follow. */
 
 #endif
