@@ -93,9 +93,11 @@ s_str (msgpack_packer *pk, const char *s)
 }
 
 //  Event i of run `tag`: one of 2,000 people of the demo city, Z-codes of the housing,
-//  economic, family and social blocks, a third of them urgent
+//  economic, family and social blocks, a third of them urgent. With consent, i is the
+//  person and the event is their consent.granted for every recipient the router may pick
+//  (so referrals go the real way: requested at their target, not on-hold)
 static zchunk_t *
-s_event (const char *tag, long i)
+s_event_of (const char *tag, long i, bool consent)
 {
     static const char *given [] = { "Anna", "Jordi", "Fatima", "Pau", "Laia", "Mohamed",
                                     "Núria", "Carlos", "Mei", "Oriol", "Lucía", "Ibrahim" };
@@ -105,7 +107,7 @@ s_event (const char *tag, long i)
     static const char *codes [] = { "Z59.0", "Z59.5", "Z60.2", "Z63.5", "Z56.0", "Z62.4" };
     static const char *streets [] = { "Carrer de Sant Pau", "Carrer de la Riera Baixa",
                                       "Passeig de Sant Joan", "Carrer de Mallorca" };
-    long p = (i * 7919) % 2000;
+    long p = consent ? i % 2000 : (i * 7919) % 2000;
     char id [96], now [32], dni [16], birth [16], number [16], postcode [8];
     snprintf (id, sizeof id, "%s-%ld", tag, i);
     fs_rfc3339 (fs_now_ms (), now);
@@ -126,7 +128,8 @@ s_event (const char *tag, long i)
     s_str (&pk, "v");           msgpack_pack_int (&pk, 1);
     s_str (&pk, "id");          s_str (&pk, id);
     s_str (&pk, "source");      s_str (&pk, i % 2 ? "primary-care" : "hospital-clinic");
-    s_str (&pk, "type");        s_str (&pk, "health.social_risk_detected");
+    s_str (&pk, "type");
+    s_str (&pk, consent ? "consent.granted" : "health.social_risk_detected");
     s_str (&pk, "occurred_at"); s_str (&pk, now);
     s_str (&pk, "subject");
     msgpack_pack_map (&pk, 6);
@@ -141,14 +144,37 @@ s_event (const char *tag, long i)
     s_str (&pk, "number");      s_str (&pk, number);
     s_str (&pk, "postcode");    s_str (&pk, postcode);
     s_str (&pk, "data");
-    msgpack_pack_map (&pk, 3);
-    s_str (&pk, "icd10_codes");
-    msgpack_pack_array (&pk, 1 + i % 2);
-    s_str (&pk, codes [i % 6]);
-    if (i % 2)
-        s_str (&pk, codes [(i / 6) % 6]);
-    s_str (&pk, "suggested_level"); s_str (&pk, i % 4 ? "complementation" : "orientation");
-    s_str (&pk, "urgency");     s_str (&pk, i % 3 ? "ordinary" : "urgent");
+    if (consent) {
+        static const char *categories [] = { "identity", "contact", "social_health",
+                                             "economic" };
+        static const char *recipients [] = { "social_services", "primary_care", "housing",
+                                             "employment" };
+        char ref [32];
+        snprintf (ref, sizeof ref, "bench-consent-%ld", p);
+        msgpack_pack_map (&pk, 5);
+        s_str (&pk, "consent_ref");     s_str (&pk, ref);
+        s_str (&pk, "purpose");         s_str (&pk, "social_health_coordination");
+        s_str (&pk, "data_categories");
+        msgpack_pack_array (&pk, 4);
+        for (int k = 0; k < 4; k++)
+            s_str (&pk, categories [k]);
+        s_str (&pk, "recipients");
+        msgpack_pack_array (&pk, 4);
+        for (int k = 0; k < 4; k++)
+            s_str (&pk, recipients [k]);
+        s_str (&pk, "given_at");        s_str (&pk, now);
+    }
+    else {
+        msgpack_pack_map (&pk, 3);
+        s_str (&pk, "icd10_codes");
+        msgpack_pack_array (&pk, 1 + i % 2);
+        s_str (&pk, codes [i % 6]);
+        if (i % 2)
+            s_str (&pk, codes [(i / 6) % 6]);
+        s_str (&pk, "suggested_level");
+        s_str (&pk, i % 4 ? "complementation" : "orientation");
+        s_str (&pk, "urgency");         s_str (&pk, i % 3 ? "ordinary" : "urgent");
+    }
     zchunk_t *chunk = zchunk_new (buffer.data, buffer.size);
     msgpack_sbuffer_destroy (&buffer);
     return chunk;
@@ -160,6 +186,7 @@ typedef struct {
     zhashx_t *receipts;             /* ref -> receipt wall time (double, boxed) */
     int accepted;                   /* accepted receipts */
     int other;                      /* anything else */
+    bool consent;                   /* the people's consents, not risk events */
 } s_published_t;
 
 static void
@@ -192,7 +219,7 @@ s_publish (const s_options_t *options, const char *tag, int n, int rate, s_publi
         double now = s_mono ();
         while (sent < n && sent - received < window
            &&  (interval == 0 || start + sent * interval <= now)) {
-            zchunk_t *event = s_event (tag, sent);
+            zchunk_t *event = s_event_of (tag, sent, out->consent);
             zmsg_t *msg = zmsg_new ();
             zmsg_addmem (msg, NULL, 0);
             zmsg_addmem (msg, zchunk_data (event), zchunk_size (event));
@@ -469,7 +496,7 @@ s_rep (s_options_t *options, PGconn *conn, int run, s_rep_t *rep)
     char tag [32];
     snprintf (tag, sizeof tag, "paced-%d-%d", getpid (), run);
     long before = s_pg_long (conn, "SELECT count(*) FROM referral_router.referrals");
-    s_published_t pub = { zhashx_new (), 0, 0 };
+    s_published_t pub = { zhashx_new (), 0, 0, false };
     zhashx_set_destructor (pub.receipts, s_box_free);
     int n = options->rate * options->seconds;
     if (s_publish (options, tag, n, options->rate, &pub)) {
@@ -489,7 +516,7 @@ s_rep (s_options_t *options, PGconn *conn, int run, s_rep_t *rep)
     //  (b) the backlog: requests wait in intake's outbox while the routers are down
     s_routers_stop (options);
     snprintf (tag, sizeof tag, "backlog-%d-%d", getpid (), run);
-    s_published_t queued = { zhashx_new (), 0, 0 };
+    s_published_t queued = { zhashx_new (), 0, 0, false };
     zhashx_set_destructor (queued.receipts, s_box_free);
     before = s_pg_long (conn, "SELECT count(*) FROM referral_router.referrals");
     long requests = s_pg_long (conn, "SELECT count(*) FROM intake.outbox"
@@ -591,6 +618,21 @@ main (int argc, char **argv)
             ? "commit timestamps (track_commit_timestamp = on)"
             : "transaction start times (track_commit_timestamp off: latency understated)");
     if (s_routers_start (&options)) {
+        s_routers_stop (&options);
+        PQfinish (conn);
+        return 1;
+    }
+    //  Every person's consent first, recorded at the router: the referrals measured are
+    //  released to their target (requested), the path a real referral takes
+    s_published_t consents = { zhashx_new (), 0, 0, true };
+    zhashx_set_destructor (consents.receipts, s_box_free);
+    long recorded = -1;
+    if (s_publish (&options, "consent", 2000, 0, &consents) == 0 && consents.accepted == 2000)
+        recorded = s_pg_wait (conn, "SELECT count(*) FROM referral_router.consents"
+                                    " WHERE status = 'granted'", 2000, 120);
+    zhashx_destroy (&consents.receipts);
+    if (recorded < 2000) {
+        fprintf (stderr, "bench_router: %ld of 2000 consents recorded at the router\n", recorded);
         s_routers_stop (&options);
         PQfinish (conn);
         return 1;
