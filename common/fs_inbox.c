@@ -156,7 +156,7 @@ s_item_dead_letter (fs_server_t *server, s_item_t *item, const char *source, con
 //  failure undoes only its own work. Sets item->status. -1 when the whole batch must be
 //  abandoned (connection lost, or the transaction cannot go on)
 static int
-s_apply (fs_server_t *server, s_item_t *item)
+s_apply (fs_server_t *server, s_item_t *item, uint64_t batch)
 {
     fs_pg_t *pg = fs_server_pg (server);
     const char *schema = fs_server_schema (server);
@@ -180,7 +180,7 @@ s_apply (fs_server_t *server, s_item_t *item)
     }
     const fs_handler_t *handler = s_handler (server, env->hdr.type);
     fs_inbox_ctx_t *ctx = &item->ctx;
-    *ctx = (fs_inbox_ctx_t) { .server = server, .pg = pg, .env = env };
+    *ctx = (fs_inbox_ctx_t) { .server = server, .pg = pg, .env = env, .batch = batch };
     int rc = FS_HANDLER_REJECT;
     if (handler)
         rc = handler->fn (ctx);
@@ -313,6 +313,8 @@ fs_inbox_handle (fs_server_t *server, zsock_t *router)
     //  One transaction for the batch, one savepoint per envelope, one commit (and one
     //  flush to disk) for all: what lets a consumer keep up with a stream
     bool committed = false;
+    static uint64_t s_batches;      //  shared by the process's inboxes: numbers stay unique
+    uint64_t batch = __atomic_add_fetch (&s_batches, 1, __ATOMIC_RELAXED);
     if (fs_pg_begin (pg) == 0) {
         int i;
         for (i = 0; i < n; i++) {
@@ -324,7 +326,7 @@ fs_inbox_handle (fs_server_t *server, zsock_t *router)
                     break;
                 continue;
             }
-            if (s_apply (server, item))
+            if (s_apply (server, item, batch))
                 break;
         }
         committed = i == n && fs_pg_commit (pg) == 0;

@@ -24,6 +24,8 @@ struct fs_inbox_ctx_s {
     fs_pg_t *pg;                /* inside the inbox transaction */
     const fs_envelope_t *env;   /* the envelope being applied (payload decoded) */
     char reason[256];           /* set on FS_HANDLER_REJECT: why */
+    uint64_t batch;             /* the batch (one transaction) it is applied in: unique in
+                                   the process, never 0; what is read once per batch */
     /* Optional, set by a handler: runs after a successful commit (e.g. refresh a Redis
        cache from the committed value). Must not fail the message: it is applied already. */
     void (*after_commit) (fs_inbox_ctx_t *ctx);

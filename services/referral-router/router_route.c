@@ -726,13 +726,18 @@ s_route (fs_inbox_ctx_t *ctx, router_directory_t *dir, const fs_referral_request
 }
 
 //  The directory as loaded last: read again when a load-directory committed since (every
-//  load stamps all its services' loaded_at). Only the inbox's thread routes
+//  load stamps all its services' loaded_at). Only the inbox's thread routes. The stamp is
+//  looked at once per inbox batch (one transaction), not once per referral: a load that
+//  commits during a batch is seen by the next one
 static router_directory_t *s_dir;
 static char s_dir_stamp [64];
+static uint64_t s_dir_batch;                    //  the batch that looked last, 0 none
 
 static router_directory_t *
-s_directory (fs_pg_t *pg)
+s_directory (fs_pg_t *pg, uint64_t batch)
 {
+    if (s_dir && batch && batch == s_dir_batch)
+        return s_dir;
     PGresult *result = fs_pg_exec (pg, "SELECT coalesce (max (loaded_at)::text, '')"
                                        " FROM referral_router.services", 0, NULL);
     if (!result)
@@ -740,8 +745,10 @@ s_directory (fs_pg_t *pg)
     char stamp [64];
     snprintf (stamp, sizeof stamp, "%s", PQgetvalue (result, 0, 0));
     PQclear (result);
-    if (s_dir && streq (stamp, s_dir_stamp))
+    if (s_dir && streq (stamp, s_dir_stamp)) {
+        s_dir_batch = batch;
         return s_dir;
+    }
     char err [ROUTER_ERR_MAX];
     router_directory_t *dir = router_directory_read (pg, err, sizeof err);
     if (!dir) {
@@ -751,6 +758,7 @@ s_directory (fs_pg_t *pg)
     router_directory_destroy (&s_dir);
     s_dir = dir;
     snprintf (s_dir_stamp, sizeof s_dir_stamp, "%s", stamp);
+    s_dir_batch = batch;
     return s_dir;
 }
 
@@ -774,7 +782,7 @@ router_on_referral_requested (fs_inbox_ctx_t *ctx)
     PQclear (result);
     if (!fresh)
         return FS_HANDLER_OK;       //  the same request again under another id: one referral
-    router_directory_t *dir = s_directory (ctx->pg);
+    router_directory_t *dir = s_directory (ctx->pg, ctx->batch);
     if (!dir)
         return FS_HANDLER_RETRY;
     s_invalid = false;
