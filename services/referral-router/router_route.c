@@ -132,10 +132,11 @@ s_status (fs_server_t *server, fs_pg_t *pg, const char *id, const char *event_re
     char text [1001];
     snprintf (text, sizeof text, "%s", reason_text ? reason_text : "");
     const char *values [5] = { id, from, to, reason_code, reason_text ? text : NULL };
-    if (fs_pg_run (pg, "UPDATE referral_router.referrals SET status = $3, reason_code = $4,"
-                       " reason_text = $5, updated_at = now () WHERE id = $1::uuid AND status = $2", 5,
-                       values)
-    ||  fs_pg_run (pg, "INSERT INTO referral_router.referral_transitions (referral_id,"
+    //  One statement (one round trip): a data-modifying WITH runs whether or not it is read
+    if (fs_pg_run (pg, "WITH u AS (UPDATE referral_router.referrals SET status = $3,"
+                       " reason_code = $4, reason_text = $5, updated_at = now ()"
+                       " WHERE id = $1::uuid AND status = $2)"
+                       " INSERT INTO referral_router.referral_transitions (referral_id,"
                        " from_status, to_status, actor, reason_code, reason_text)"
                        " VALUES ($1::uuid, $2, $3, 'requester', $4, $5)", 5, values))
         return -1;
@@ -335,20 +336,23 @@ s_dispatch (fs_server_t *server, fs_pg_t *pg, const char *id, uint32_t categorie
 }
 
 //  Checks the consent of a held or fresh referral and sends what it allows: `requested`,
-//  or `on-hold` with the consent reason. *released true when sent. 0 or -1
+//  or `on-hold` with the consent reason. kind: the target's, when the caller has it from
+//  the directory; -1 to read it. *released true when sent. 0 or -1
 static int
 s_consent_and_send (fs_server_t *server, fs_pg_t *pg, const char *id, const char *event_ref,
-                    const char *person, const char *target, router_level_t level,
+                    const char *person, const char *target, int kind, router_level_t level,
                     const char *from, const fs_envelope_t *cause, bool *released)
 {
     *released = false;
-    const char *values [1] = { target };
-    PGresult *result = fs_pg_exec (pg, "SELECT kind FROM referral_router.services"
-                                       " WHERE code = $1", 1, values);
-    if (!result)
-        return -1;
-    int kind = PQntuples (result) ? router_kind_parse (PQgetvalue (result, 0, 0)) : -1;
-    PQclear (result);
+    if (kind < 0) {
+        const char *values [1] = { target };
+        PGresult *result = fs_pg_exec (pg, "SELECT kind FROM referral_router.services"
+                                           " WHERE code = $1", 1, values);
+        if (!result)
+            return -1;
+        kind = PQntuples (result) ? router_kind_parse (PQgetvalue (result, 0, 0)) : -1;
+        PQclear (result);
+    }
     const char *recipient = router_recipient_of ((router_kind_t) (kind < 0 ? 0 : kind));
     uint32_t allowed = 0;
     const char *reason = NULL;
@@ -720,7 +724,7 @@ s_route (fs_inbox_ctx_t *ctx, router_directory_t *dir, const fs_referral_request
     }
     bool released = false;
     rc = s_consent_and_send (server, pg, id, req->event_ref, req->person_id, chosen->code,
-                             level, "draft", cause, &released);
+                             (int) chosen->kind, level, "draft", cause, &released);
     s_count (released ? 0 : 1);
     return rc;
 }
@@ -820,7 +824,7 @@ router_route_recheck (fs_server_t *server, fs_pg_t *pg, const char *person,
         chain.hdr.id = cause ? cause->hdr.id : NULL;
         rc = s_consent_and_send (server, pg, PQgetvalue (result, row, 0),
                                  PQgetvalue (result, row, 1), person,
-                                 PQgetvalue (result, row, 2),
+                                 PQgetvalue (result, row, 2), -1,
                                  (router_level_t) (level < 0 ? 1 : level), "on-hold", &chain,
                                  &released);
         if (released)
