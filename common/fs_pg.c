@@ -10,7 +10,7 @@ struct fs_pg_s {
     bool lost;                  /* the last failure was the connection, not the statement */
     char sqlstate [6];          /* of the last failed statement, "" when none */
     char error [1024];          /* last error, "" when none */
-    char prepared [8][32];      /* names prepared on this connection (fs_pg_execp) */
+    char prepared [32][32];     /* names prepared on this connection (fs_pg_execp) */
     int nprepared;              /* how many; 0 again on every new connection */
 };
 

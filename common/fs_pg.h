@@ -32,7 +32,7 @@ PGresult *fs_pg_execb (fs_pg_t *self, const char *sql, int nparams, const char *
                        const int *lengths, const int *formats, int result_format);
 /* As fs_pg_execb, through a statement prepared once per session under `name` (always the
    same program-owned sql for a name): parsed and planned once, not every call. Prepared
-   again after a reconnection; up to 8 names per connection (more run unprepared). */
+   again after a reconnection; up to 32 names per connection (more run unprepared). */
 PGresult *fs_pg_execp (fs_pg_t *self, const char *name, const char *sql, int nparams,
                        const char *const *values, const int *lengths, const int *formats,
                        int result_format);

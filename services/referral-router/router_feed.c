@@ -74,12 +74,13 @@ router_feed_tell (fs_pg_t *pg, const char *referral_id, const char *correlation_
     const char *values [3] = { referral_id, whom & ROUTER_FEED_SENDER ? "t" : NULL,
                                whom & ROUTER_FEED_TARGET ? "t" : NULL };
     //  Sorted by name: one transaction locks several feeds always in the same order
-    PGresult *result = fs_pg_exec (pg,
+    PGresult *result = fs_pg_execp (pg, "router_feed_tell",
         "SELECT feed FROM (SELECT s.feed FROM referral_router.referrals r"
         " JOIN referral_router.sender_feeds s ON s.source = r.source"
         " WHERE r.id = $1::uuid AND $2::text IS NOT NULL"
         " UNION SELECT feed FROM referral_router.referral_feeds"
-        " WHERE referral_id = $1::uuid AND $3::text IS NOT NULL) f ORDER BY feed", 3, values);
+        " WHERE referral_id = $1::uuid AND $3::text IS NOT NULL) f ORDER BY feed", 3, values,
+        NULL, NULL, 0);
     if (!result)
         return -1;
     int rc = 0;

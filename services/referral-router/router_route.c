@@ -99,6 +99,22 @@ s_value (PGresult *result, int row, int column)
     return PQgetisnull (result, row, column) ? NULL : PQgetvalue (result, row, column);
 }
 
+//  The statements run for every referral: prepared once per session (fs_pg_execp), not
+//  parsed and planned on every call
+static PGresult *
+s_exec (fs_pg_t *pg, const char *name, const char *sql, int n, const char *const *values)
+{
+    return fs_pg_execp (pg, name, sql, n, values, NULL, NULL, 0);
+}
+
+static int
+s_run (fs_pg_t *pg, const char *name, const char *sql, int n, const char *const *values)
+{
+    PGresult *result = s_exec (pg, name, sql, n, values);
+    PQclear (result);
+    return result ? 0 : -1;
+}
+
 static void
 s_today (char *out)
 {
@@ -133,7 +149,8 @@ s_status (fs_server_t *server, fs_pg_t *pg, const char *id, const char *event_re
     snprintf (text, sizeof text, "%s", reason_text ? reason_text : "");
     const char *values [5] = { id, from, to, reason_code, reason_text ? text : NULL };
     //  One statement (one round trip): a data-modifying WITH runs whether or not it is read
-    if (fs_pg_run (pg, "WITH u AS (UPDATE referral_router.referrals SET status = $3,"
+    if (s_run (pg, "router_status",
+                   "WITH u AS (UPDATE referral_router.referrals SET status = $3,"
                        " reason_code = $4, reason_text = $5, updated_at = now ()"
                        " WHERE id = $1::uuid AND status = $2)"
                        " INSERT INTO referral_router.referral_transitions (referral_id,"
@@ -171,7 +188,7 @@ s_consent (fs_pg_t *pg, const char *person, const char *recipient, uint32_t *all
     if (!person)
         return 0;
     const char *values [3] = { person, ROUTER_PURPOSE, recipient };
-    PGresult *result = fs_pg_exec (pg,
+    PGresult *result = s_exec (pg, "router_consent",
         "SELECT status, $3 = ANY (recipients), expires_at IS NOT NULL AND expires_at <= now (),"
         " array_to_string (data_categories, E'\\x1f')"
         " FROM referral_router.consents WHERE person_id = $1::uuid AND purpose = $2"
@@ -212,7 +229,7 @@ s_dispatch (fs_server_t *server, fs_pg_t *pg, const char *id, uint32_t categorie
             const char *basis, const fs_envelope_t *cause)
 {
     const char *key [1] = { id };
-    PGresult *result = fs_pg_exec (pg,
+    PGresult *result = s_exec (pg, "router_dispatch",
         "SELECT r.event_ref, r.correlation_id, r.level, r.target, r.urgency, r.referent,"
         " array_to_string (r.needs, E'\\x1f'), array_to_string (r.complexity_factors, E'\\x1f'),"
         " r.motivation, encode (s.subject, 'hex'), array_to_string (s.icd10_codes, E'\\x1f'),"
@@ -306,7 +323,7 @@ s_dispatch (fs_server_t *server, fs_pg_t *pg, const char *id, uint32_t categorie
                                    categories ? basis : NULL };
         int lengths [7] = { 0, 0, 0, 0, (int) len, 0, 0 };
         int formats [7] = { 0, 0, 0, 0, 1, 0, 0 };
-        PGresult *stored = fs_pg_execb (pg,
+        PGresult *stored = fs_pg_execp (pg, "router_package",
             "WITH kept AS (INSERT INTO referral_router.referral_packages (referral_id, target,"
             " delivery, destination, payload) VALUES ($1::uuid, $2, $3, $4, $5)"
             " ON CONFLICT (referral_id) DO UPDATE SET payload = EXCLUDED.payload,"
@@ -491,7 +508,7 @@ s_candidates (fs_pg_t *pg, router_directory_t *dir, const char *id,
                                (const char *) zchunk_data (lists [1]),
                                (const char *) zchunk_data (lists [2]),
                                (const char *) zchunk_data (lists [3]) };
-    int rc = n == 0 ? 0 : fs_pg_run (pg,
+    int rc = n == 0 ? 0 : s_run (pg, "router_decisions",
         "INSERT INTO referral_router.routing_decisions (referral_id, rank, service_code,"
         " outcome, criterion, reason)"
         " SELECT $1::uuid, d.rank, d.code, d.outcome, nullif (d.criterion, ''), d.reason"
@@ -626,7 +643,8 @@ s_route (fs_inbox_ctx_t *ctx, router_directory_t *dir, const fs_referral_request
         (const char *) zchunk_data (lists [0]), (const char *) zchunk_data (lists [1]),
         (const char *) zchunk_data (lists [2]), motivation, NULL, NULL
     };
-    int rc = fs_pg_run (pg, "UPDATE referral_router.referrals SET level_requested = $2,"
+    int rc = s_run (pg, "router_routed",
+                            "UPDATE referral_router.referrals SET level_requested = $2,"
                             " level = $3, level_reason = $4, target = $5, needs = $6::text[],"
                             " unmapped_codes = $7::text[], complexity_factors = $8::text[],"
                             " motivation = $9 WHERE id = $1::uuid", 9, values);
@@ -653,7 +671,8 @@ s_route (fs_inbox_ctx_t *ctx, router_directory_t *dir, const fs_referral_request
                             minors >= 0 ? minors_text : NULL };
     int lengths [5] = { 0, (int) len, 0, 0, 0 };
     int formats [5] = { 0, 1, 0, 0, 0 };
-    PGresult *result = fs_pg_execb (pg, "INSERT INTO referral_router.referral_subjects"
+    PGresult *result = fs_pg_execp (pg, "router_subject",
+        "INSERT INTO referral_router.referral_subjects"
         " (referral_id, subject, icd10_codes, note, minors)"
         " VALUES ($1::uuid, $2, $3::text[], $4, $5::integer)", 5, row, lengths, formats, 0);
     zchunk_destroy (&codes);
@@ -775,7 +794,7 @@ router_on_referral_requested (fs_inbox_ctx_t *ctx)
     const char *values [9] = { id, req->event_ref, req->source, req->event_type, req->urgency,
                                ctx->env->hdr.correlation_id, req->person_id, req->case_id,
                                req->centre };
-    PGresult *result = fs_pg_exec (ctx->pg,
+    PGresult *result = s_exec (ctx->pg, "router_referral",
         "INSERT INTO referral_router.referrals (id, event_ref, source, event_type, urgency,"
         " status, correlation_id, person_id, case_id, referent)"
         " VALUES ($1, $2, $3, $4, $5, 'draft', $6, $7::uuid, $8::uuid, $9)"
