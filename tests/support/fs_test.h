@@ -108,6 +108,38 @@ void fs_test_pg_expect_one (const char *url, const char *sql, const char *expect
    when not NULL. Malloc'd. */
 char *fs_test_envelope_queued (const char *channel, size_t *len, char *id_out);
 
+/* -- fs_test_router.c: the referral-router's directory and intake's messages to it -------- */
+
+/* Writes services_csv and territory_csv to /tmp/test_<tag>.<pid>.*.csv and runs
+   `load-directory` with them and the demo needs.csv and zcodes.csv (router: a capturing
+   fs_test_command_t); asserts it succeeds. */
+void fs_test_router_load (const fs_test_command_t *router, const char *tag,
+                          const char *services_csv, const char *territory_csv);
+/* Sends payload of type from intake on the suite's referral-router bus; asserts `applied`. */
+void fs_test_router_send (fs_test_suite_t *suite, const fs_type_t *type, const void *payload);
+
+/* What an intake.referral_requested carries beyond the fixed person (Laia Puig Serra, DNI
+   12345678Z, Carrer Nou 3, 08001, from primary-care, centre CSS01). */
+typedef struct {
+    const char *event_type;             /* default health.social_risk_detected */
+    const char *level;                  /* suggested_level */
+    const char *codes [4];              /* icd10_codes */
+    const char *needs [4];
+    const char *birth;                  /* default 1985-03-02 */
+    const char *hood;                   /* default 01 */
+    const char *residency;              /* default lives_in_city */
+    int minors;                         /* -1: absent */
+    const char *urgency;                /* default preferent */
+} fs_test_router_req_t;
+
+/* Sends intake.referral_requested for person about event_ref (a fresh case id). */
+void fs_test_router_request (fs_test_suite_t *suite, const char *event_ref, const char *person,
+                             const fs_test_router_req_t *r);
+/* Sends intake.consent_changed; recipients and categories space-separated (up to 4 each). */
+void fs_test_router_consent (fs_test_suite_t *suite, const char *consent_id, const char *person,
+                             const char *status, const char *recipients, const char *categories,
+                             const char *expires_at);
+
 /* Other sections follow. */
 
 #endif
