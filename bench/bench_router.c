@@ -5,7 +5,7 @@
     intake's outbox while the router is stopped, then drained: routed referrals/s (the
     router's own ceiling). Medians of the repetitions. Starts and stops the router(s) itself;
     intake, notification and reporting run already (bench/run router). */
-#include "finestra.h"
+#include "bench_common.h"
 #include <signal.h>
 #include <sys/wait.h>
 #include <sys/prctl.h>
@@ -39,14 +39,6 @@ typedef struct {
     bool commit_ts;                 /* PostgreSQL tracks commit timestamps */
 } s_options_t;
 
-static double
-s_mono (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 //  Wall clock, as PostgreSQL's timestamps on this machine
 static double
 s_wall (void)
@@ -56,20 +48,13 @@ s_wall (void)
     return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
-static int
-s_cmp_double (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
-
 //  p-th percentile (0..100) of values (sorted in place), nearest rank
 static double
 s_percentile (double *values, size_t n, double p)
 {
     if (n == 0)
         return -1;
-    qsort (values, n, sizeof *values, s_cmp_double);
+    qsort (values, n, sizeof *values, fs_bench_cmp_double);
     size_t rank = (size_t) (p / 100.0 * (double) n + 0.999999);
     rank = rank < 1 ? 1 : rank > n ? n : rank;
     return values [rank - 1];
@@ -212,11 +197,11 @@ s_publish (const s_options_t *options, const char *tag, int n, int rate, s_publi
     }
     const int window = 256;
     double interval = rate > 0 ? 1.0 / rate : 0;
-    double start = s_mono () + 0.1;
+    double start = fs_bench_now () + 0.1;
     int sent = 0, received = 0, rc = 0;
-    double last_progress = s_mono ();
+    double last_progress = fs_bench_now ();
     while (received < n) {
-        double now = s_mono ();
+        double now = fs_bench_now ();
         while (sent < n && sent - received < window
            &&  (interval == 0 || start + sent * interval <= now)) {
             zchunk_t *event = s_event_of (tag, sent, out->consent);
@@ -233,7 +218,7 @@ s_publish (const s_options_t *options, const char *tag, int n, int rate, s_publi
         }
         int timeout_ms = 100;
         if (interval > 0 && sent < n && sent - received < window) {
-            double wait = start + sent * interval - s_mono ();
+            double wait = start + sent * interval - fs_bench_now ();
             timeout_ms = wait <= 0 ? 0 : (int) (wait * 1000.0);
         }
         zmq_pollitem_t item = { zsock_resolve (dealer), 0, ZMQ_POLLIN, 0 };
@@ -265,9 +250,9 @@ s_publish (const s_options_t *options, const char *tag, int n, int rate, s_publi
             fs_proto_clear (&fs_ingest_receipt_type, &receipt);
             zmsg_destroy (&msg);
             received++;
-            last_progress = s_mono ();
+            last_progress = fs_bench_now ();
         }
-        if (s_mono () - last_progress > 30) {
+        if (fs_bench_now () - last_progress > 30) {
             fprintf (stderr, "bench_router: no receipt for 30 s; %d missing\n", n - received);
             rc = -1;
             goto done;
@@ -311,36 +296,14 @@ s_pg_long (PGconn *conn, const char *sql)
 static long
 s_pg_wait (PGconn *conn, const char *sql, long expected, double timeout_s)
 {
-    double until = s_mono () + timeout_s;
+    double until = fs_bench_now () + timeout_s;
     long value;
-    while ((value = s_pg_long (conn, sql)) < expected && s_mono () < until)
+    while ((value = s_pg_long (conn, sql)) < expected && fs_bench_now () < until)
         usleep (100 * 1000);
     return value;
 }
 
 // -- router replicas: start, stop --------------------------------------------------------------
-
-static int
-s_http_status (int port, const char *path)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    struct timeval tv = { 2, 0 };
-    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    int status = -1;
-    char request [256], answer [64] = "";
-    int len = snprintf (request, sizeof request,
-                        "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-    if (connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0
-    &&  write (fd, request, (size_t) len) == len
-    &&  read (fd, answer, sizeof answer - 1) > 12)
-        status = atoi (answer + 9);
-    close (fd);
-    return status;
-}
 
 static int
 s_routers_start (s_options_t *options)
@@ -374,7 +337,7 @@ s_routers_start (s_options_t *options)
         s_router_t *router = &options->routers [r];
         int tries;
         for (tries = 0; tries < 600; tries++) {
-            if (s_http_status (router->http, "/readyz") == 200)
+            if (fs_bench_http_status (router->http, "/readyz") == 200)
                 break;
             if (waitpid (router->pid, NULL, WNOHANG) == router->pid) {
                 fprintf (stderr, "bench_router: the router exited; see %s\n", options->log);
