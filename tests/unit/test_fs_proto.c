@@ -733,10 +733,8 @@ Test (fs_proto, nested_key_not_string)
 //  valgrind that took 5 minutes. There (vgpreload in LD_PRELOAD) every cut near either end and
 //  every 61st between; the normal and ASan builds still try every cut.
 static size_t
-s_next_cut (size_t cut, size_t len)
+s_next_cut (size_t cut, size_t len, bool sampled)
 {
-    const char *preload = getenv ("LD_PRELOAD");
-    bool sampled = preload && strstr (preload, "vgpreload");
     if (!sampled || cut < 512 || cut + 512 >= len)
         return cut + 1;
     return cut + 61 < len - 512? cut + 61: len - 512;
@@ -744,12 +742,14 @@ s_next_cut (size_t cut, size_t len)
 
 Test (fs_proto, every_truncation_is_rejected)
 {
+    const char *preload = getenv ("LD_PRELOAD");
+    bool sampled = preload && strstr (preload, "vgpreload");
     for (size_t d = 0; tk_all_types [d]; d++) {
         const fs_type_t *t = tk_all_types [d];
         char *data;
         size_t len;
         tk_sample_bytes (t, TK_MAX, &data, &len);
-        for (size_t cut = 0; cut < len; cut = s_next_cut (cut, len)) {
+        for (size_t cut = 0; cut < len; cut = s_next_cut (cut, len, sampled)) {
             //  A heap copy of exactly `cut` bytes, so reading past it is caught
             char *prefix = malloc (cut? cut: 1);
             memcpy (prefix, data, cut);
