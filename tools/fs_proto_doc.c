@@ -154,7 +154,7 @@ s_feed (void)
     s_table_nested (&fs_feed_request_type, done, &ndone);
     s_table_nested (&fs_feed_answer_type, done, &ndone);
     const char *items [] = { "referral.requested", "referral.status_changed",
-                             "referral.overdue", NULL };
+                             "referral.overdue", "referral.consent_withdrawn", NULL };
     for (size_t i = 0; items [i]; i++) {
         const fs_type_t *t = fs_proto_lookup (items [i]);
         if (t)

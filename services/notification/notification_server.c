@@ -1,6 +1,7 @@
 /*  notification_server - records what must be told to whom: every referral status change
     (to the referral's sender), every referral delivered inside the suite (to the target
-    service) and every orientation (to the person) becomes a pending in-app notification. */
+    service), every orientation (to the person) and every consent withdrawal that reaches a
+    target inside the suite (to that service) becomes a pending in-app notification. */
 #include "finestra.h"
 
 extern const fs_migration_t notification_migrations[];
@@ -76,11 +77,24 @@ s_on_referral_overdue (fs_inbox_ctx_t *ctx)
     return FS_HANDLER_OK;
 }
 
+//  A consent withdrawn under which a referral's data reached a service inside the suite:
+//  the target centre's professionals are told to stop processing them for that purpose
+static int
+s_on_referral_consent_withdrawn (fs_inbox_ctx_t *ctx)
+{
+    const fs_referral_consent_withdrawn_t *recall =
+        (const fs_referral_consent_withdrawn_t *) ctx->env->payload;
+    char recipient [128];
+    snprintf (recipient, sizeof recipient, "service:%s", recall->target);
+    return s_record (ctx, recipient, recall->referral_id);
+}
+
 static const fs_handler_t s_handlers [] = {
     { "referral.status_changed", s_on_referral_status_changed },
     { "referral.overdue",        s_on_referral_overdue },
     { "referral.requested",      s_on_referral_requested },
     { "referral.orientation_given", s_on_orientation_given },
+    { "referral.consent_withdrawn", s_on_referral_consent_withdrawn },
     { NULL, NULL }
 };
 

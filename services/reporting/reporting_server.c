@@ -80,6 +80,7 @@ static const fs_handler_t s_handlers [] = {
     { "referral.status_changed",   s_count },
     { "referral.overdue",          s_count },
     { "referral.orientation_given", s_count },
+    { "referral.consent_withdrawn", s_count },
     { "notification.queued",       s_count },
     { "intake.case_opened",        s_count },
     { "intake.person_merged",      s_count },
