@@ -77,6 +77,34 @@ fs_inbox_emit (fs_inbox_ctx_t *ctx, const fs_type_t *ptype, const void *payload)
                            fs_server_routes (ctx->server), ptype, payload, ctx->env, NULL, &err);
 }
 
+//  Batch functions by type (fs_inbox_batch_set), the process's
+#define S_BATCH_MAX 8
+static struct {
+    char type [64];
+    fs_batch_fn *batch;
+} s_batch_fns [S_BATCH_MAX];
+
+int
+fs_inbox_batch_set (const char *type, fs_batch_fn *batch)
+{
+    for (int i = 0; i < S_BATCH_MAX; i++)
+        if (!s_batch_fns [i].batch || streq (s_batch_fns [i].type, type)) {
+            snprintf (s_batch_fns [i].type, sizeof s_batch_fns [i].type, "%s", type);
+            s_batch_fns [i].batch = batch;
+            return 0;
+        }
+    return -1;
+}
+
+static fs_batch_fn *
+s_batch_fn (const char *type)
+{
+    for (int i = 0; i < S_BATCH_MAX && s_batch_fns [i].batch; i++)
+        if (streq (s_batch_fns [i].type, type))
+            return s_batch_fns [i].batch;
+    return NULL;
+}
+
 static const fs_handler_t *
 s_handler (fs_server_t *server, const char *type)
 {
@@ -207,6 +235,139 @@ s_apply (fs_server_t *server, s_item_t *item, uint64_t batch)
     return 0;
 }
 
+//  Appends a PostgreSQL array element to chunk: quoted, or NULL
+static void
+s_element (zchunk_t *chunk, const char *value, bool first)
+{
+    if (!first)
+        zchunk_extend (chunk, ",", 1);
+    if (!value) {
+        zchunk_extend (chunk, "NULL", 4);
+        return;
+    }
+    zchunk_extend (chunk, "\"", 1);
+    for (const char *p = value; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            zchunk_extend (chunk, "\\", 1);
+        zchunk_extend (chunk, p, 1);
+    }
+    zchunk_extend (chunk, "\"", 1);
+}
+
+//  Applies a run of items of one batch handler together: their inbox rows in one statement,
+//  the handler once for the fresh ones, under one savepoint. 1 applied (statuses set), 0
+//  undone (to be applied one at a time), -1 when the whole batch must be abandoned
+static int
+s_apply_together (fs_server_t *server, const fs_handler_t *handler, s_item_t **run, size_t n,
+                  uint64_t batch)
+{
+    fs_pg_t *pg = fs_server_pg (server);
+    if (s_savepoint (pg, "SAVEPOINT"))
+        return -1;
+    //  The same id twice in the run: the later ones are duplicates of the first
+    zchunk_t *lists [4];
+    for (int k = 0; k < 4; k++)
+        lists [k] = zchunk_new ("{", 1);
+    size_t listed = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < i && !run [i]->status; j++)
+            if (!run [j]->status && streq (run [j]->id, run [i]->id))
+                run [i]->status = "duplicate";
+        if (run [i]->status)
+            continue;
+        const fs_envelope_t *env = &run [i]->env;
+        s_element (lists [0], env->hdr.id, listed == 0);
+        s_element (lists [1], env->hdr.type, listed == 0);
+        s_element (lists [2], env->hdr.source, listed == 0);
+        s_element (lists [3], env->hdr.correlation_id, listed == 0);
+        listed++;
+    }
+    for (int k = 0; k < 4; k++)
+        zchunk_extend (lists [k], "}", 2);
+    char sql [384];
+    snprintf (sql, sizeof sql,
+              "INSERT INTO \"%s\".inbox (msg_id, type, source, correlation_id, outcome)"
+              " SELECT i, t, s, c, 'applied' FROM unnest ($1::uuid[], $2::text[], $3::text[],"
+              " $4::uuid[]) AS u (i, t, s, c) ON CONFLICT (msg_id) DO NOTHING"
+              " RETURNING msg_id::text", fs_server_schema (server));
+    const char *values [4];
+    for (int k = 0; k < 4; k++)
+        values [k] = (const char *) zchunk_data (lists [k]);
+    PGresult *fresh = fs_pg_exec (pg, sql, 4, values);
+    for (int k = 0; k < 4; k++)
+        zchunk_destroy (&lists [k]);
+    fs_inbox_ctx_t **ctxs = (fs_inbox_ctx_t **) zmalloc ((n ? n : 1) * sizeof (fs_inbox_ctx_t *));
+    size_t nctx = 0;
+    int rc = fresh ? FS_HANDLER_OK : FS_HANDLER_RETRY;
+    for (size_t i = 0; fresh && i < n; i++) {
+        s_item_t *item = run [i];
+        if (item->status)
+            continue;
+        bool known = true;          //  not inserted now: applied before
+        for (int row = 0; row < PQntuples (fresh) && known; row++)
+            known = !streq (PQgetvalue (fresh, row, 0), item->id);
+        if (known) {
+            item->status = "duplicate";
+            continue;
+        }
+        item->ctx = (fs_inbox_ctx_t) { .server = server, .pg = pg, .env = &item->env,
+                                       .batch = batch, .result = FS_HANDLER_OK };
+        ctxs [nctx++] = &item->ctx;
+    }
+    PQclear (fresh);
+    if (rc == FS_HANDLER_OK && nctx)
+        rc = s_batch_fn (handler->type) (ctxs, nctx);
+    //  The rejected ones: dead letters, their inbox rows saying so
+    for (size_t i = 0; rc == FS_HANDLER_OK && i < nctx; i++) {
+        if (ctxs [i]->result != FS_HANDLER_REJECT)
+            continue;
+        s_item_t *item = (s_item_t *) ((char *) ctxs [i] - offsetof (s_item_t, ctx));
+        snprintf (item->code, sizeof item->code, "handler_rejected");
+        snprintf (item->reason, sizeof item->reason, "%s",
+                  ctxs [i]->reason [0] ? ctxs [i]->reason : "rejected by handler");
+        snprintf (sql, sizeof sql, "UPDATE \"%s\".inbox SET outcome = 'rejected'"
+                  " WHERE msg_id = $1::uuid", fs_server_schema (server));
+        const char *key [1] = { item->id };
+        if (fs_pg_run (pg, sql, 1, key)
+        ||  s_dead_letter (server, item->id, item->env.hdr.source, item->env.hdr.type,
+                           item->code, item->reason, item->body))
+            rc = FS_HANDLER_RETRY;
+    }
+    free (ctxs);
+    if (rc == FS_HANDLER_OK && s_savepoint (pg, "RELEASE SAVEPOINT") == 0) {
+        for (size_t i = 0; i < n; i++)
+            if (!run [i]->status)
+                run [i]->status = run [i]->ctx.result == FS_HANDLER_REJECT ? "rejected"
+                                                                           : "applied";
+        return 1;
+    }
+    fs_warn ("inbox batch not applied together: one at a time", "type", handler->type,
+             "reason", fs_pg_error (pg));
+    if (fs_pg_lost (pg) || s_undo (pg))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        run [i]->status = NULL;
+        run [i]->code [0] = run [i]->reason [0] = 0;
+        run [i]->ctx = (fs_inbox_ctx_t) { 0 };
+    }
+    return 0;
+}
+
+//  Applies a run of items whose handler has a batch function: together when more than one,
+//  otherwise (or when that fails) one at a time. -1 when the batch must be abandoned
+static int
+s_apply_run (fs_server_t *server, const fs_handler_t *handler, s_item_t **run, size_t n,
+             uint64_t batch)
+{
+    int rc = n > 1 ? s_apply_together (server, handler, run, n, batch) : 0;
+    if (rc)
+        return rc < 0 ? -1 : 0;
+    for (size_t i = 0; i < n; i++)
+        if (!run [i]->status && s_apply (server, run [i], batch))
+            return -1;
+    return 0;
+}
+
 //  An envelope that does not decode: dead-lettered when its header gives an id, so the
 //  sender stops; otherwise nothing to acknowledge. -1 when the batch must be abandoned
 static int
@@ -316,20 +477,36 @@ fs_inbox_handle (fs_server_t *server, zsock_t *router)
     static uint64_t s_batches;      //  shared by the process's inboxes: numbers stay unique
     uint64_t batch = __atomic_add_fetch (&s_batches, 1, __ATOMIC_RELAXED);
     if (fs_pg_begin (pg) == 0) {
-        int i;
-        for (i = 0; i < n; i++) {
+        s_item_t **run = (s_item_t **) zmalloc (n * sizeof (s_item_t *));
+        bool failed = false;
+        for (int i = 0; i < n && !failed; i++) {
             s_item_t *item = &items [i];
             if (item->status)
                 continue;               //  a known duplicate
             if (!item->decoded) {
-                if (s_undecodable (server, item, &errs [i]))
-                    break;
+                failed = s_undecodable (server, item, &errs [i]) != 0;
                 continue;
             }
-            if (s_apply (server, item, batch))
-                break;
+            const fs_handler_t *handler = s_handler (server, item->env.hdr.type);
+            if (!handler || !s_batch_fn (handler->type)) {
+                failed = s_apply (server, item, batch) != 0;
+                continue;
+            }
+            //  The run of envelopes for this handler that follow (order kept across types)
+            size_t nrun = 0;
+            for (; i < n; i++) {
+                s_item_t *next = &items [i];
+                if (next->status)
+                    continue;
+                if (!next->decoded || s_handler (server, next->env.hdr.type) != handler)
+                    break;
+                run [nrun++] = next;
+            }
+            i--;                        //  the loop steps past the run's last
+            failed = s_apply_run (server, handler, run, nrun, batch) != 0;
         }
-        committed = i == n && fs_pg_commit (pg) == 0;
+        free (run);
+        committed = !failed && fs_pg_commit (pg) == 0;
         if (!committed)
             fs_pg_rollback (pg);
     }

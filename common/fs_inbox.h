@@ -3,9 +3,14 @@
     service's handler, which may emit further events through the outbox); commit; then
     acknowledge. Envelopes already waiting on the socket (up to 64) share that transaction,
     each under its own savepoint (one failing undoes only its own work), so one commit and
-    one flush to disk serve them all; their acks go after that commit. An id already in the inbox is acknowledged `duplicate` and not applied
-    again. An envelope that can never be applied (malformed, unknown type, invalid payload,
-    or a handler's FS_HANDLER_REJECT) is recorded in <schema>.dead_letter and acknowledged
+    one flush to disk serve them all; their acks go after that commit. An id already in the
+    inbox is acknowledged `duplicate` and not applied again.
+    A handler may also apply a run of envelopes of its type at once (fs_inbox_batch_set): the
+    run's inbox rows go in one statement and the handler is called once, all under one
+    savepoint; if that fails, the run is undone and applied one at a time with fn (each under
+    its own savepoint), so one bad envelope never holds back the others.
+    An envelope that can never be applied (malformed, unknown type, invalid payload, or a
+    handler's FS_HANDLER_REJECT) is recorded in <schema>.dead_letter and acknowledged
     `rejected` with the reason, so the sender stops re-sending it and nothing is silently lost. */
 #ifndef FS_INBOX_H_INCLUDED
 #define FS_INBOX_H_INCLUDED
@@ -30,14 +35,27 @@ struct fs_inbox_ctx_s {
        cache from the committed value). Must not fail the message: it is applied already. */
     void (*after_commit) (fs_inbox_ctx_t *ctx);
     char after_data[256];       /* what after_commit needs, written by the handler */
+    int result;                 /* batch: FS_HANDLER_OK, or FS_HANDLER_REJECT with reason */
 };
 
 typedef int (fs_handler_fn) (fs_inbox_ctx_t *ctx);
+
+/* Applies n fresh envelopes of one type together (their inbox rows are written; duplicates
+   are not passed). Sets ctx[i]->result = FS_HANDLER_REJECT (and its reason) for one that can
+   never be applied, before writing anything for it: it is dead-lettered, the others kept.
+   Returns FS_HANDLER_OK when the others are applied; anything else (or a failed statement)
+   undoes the whole run, which is then applied one at a time with fn. */
+typedef int (fs_batch_fn) (fs_inbox_ctx_t **ctx, size_t n);
 
 typedef struct {
     const char *type;           /* message type handled */
     fs_handler_fn *fn;          /* applies it */
 } fs_handler_t;
+
+/* Gives the handler of type a batch function (a service's init hook; the process's inbox
+   then applies runs of that type with it, and fn stays the one-at-a-time path). One
+   service per process: the setting is the process's. 0, or -1 when too many are set. */
+int fs_inbox_batch_set (const char *type, fs_batch_fn *batch);
 
 /* The inbox's counters, registered once by the server before HTTP starts. */
 typedef struct {
