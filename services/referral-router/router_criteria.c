@@ -171,12 +171,32 @@ s_needs (s_eval_t *eval, const router_service_t *service, const router_facts_t *
     s_fail (eval, ROUTER_CRIT_NEEDS, "needs: takes %s; the person's needs are %s", takes, has);
 }
 
+//  `woman` from the sex on the person's file, when the caller did not decide it: female
+//  holds, male and non_binary do not (said in words), anything else stays unknown
+static bool
+s_woman_by_sex (s_eval_t *eval, const router_facts_t *facts)
+{
+    if (!facts->sex || ((facts->holds | facts->lacks) & ROUTER_COND_WOMAN))
+        return false;
+    if (streq (facts->sex, "female"))
+        return true;
+    if (streq (facts->sex, "male") || streq (facts->sex, "non_binary"))
+        s_fail (eval, ROUTER_CRIT_CONDITIONS, "conditions: requires woman; the person's sex"
+                " is recorded as %s", streq (facts->sex, "male") ? "male" : "non-binary");
+    else
+        s_unknown (eval, ROUTER_CRIT_CONDITIONS, "conditions: requires woman; the person's"
+                   " recorded sex '%.32s' is not one of female, male, non_binary", facts->sex);
+    return true;
+}
+
 static void
 s_conditions (s_eval_t *eval, const router_service_t *service, const router_facts_t *facts)
 {
     for (int i = 0; i < ROUTER_COND_COUNT; i++) {
         uint32_t bit = 1u << i;
         if (!(service->conditions & bit))
+            continue;
+        if (bit == ROUTER_COND_WOMAN && s_woman_by_sex (eval, facts))
             continue;
         if (facts->lacks & bit)
             s_fail (eval, ROUTER_CRIT_CONDITIONS, "conditions: requires %s; it does not hold"

@@ -149,6 +149,8 @@ typedef struct {
     size_t nneeds;                      /* 0: needs unknown */
     uint32_t holds;                     /* conditions known to hold */
     uint32_t lacks;                     /* conditions known not to hold; in neither: unknown */
+    const char *sex;                    /* female, male or non_binary as recorded, NULL
+                                           unknown: decides `woman` when holds/lacks do not */
 } router_facts_t;
 
 /* The criteria, a bit each, in the order they are checked and reported. */

@@ -56,9 +56,11 @@ router_level_parse (const char *name)
 uint32_t
 router_level_categories (router_level_t level)
 {
-    //  Economic data is not asked for: no request carries any yet
+    //  Economic data is asked for too: a target deciding on help needs the household's
+    //  size and what was applied for; consent still decides whether it goes
     return level == ROUTER_LEVEL_ORIENTATION ? 0
-         : ROUTER_DATA_IDENTITY | ROUTER_DATA_CONTACT | ROUTER_DATA_SOCIAL_HEALTH;
+         : ROUTER_DATA_IDENTITY | ROUTER_DATA_CONTACT | ROUTER_DATA_SOCIAL_HEALTH
+         | ROUTER_DATA_ECONOMIC;
 }
 
 const char *
@@ -96,18 +98,48 @@ static const struct {
     { "doc_type",    ROUTER_DATA_IDENTITY },
     { "doc_number",  ROUTER_DATA_IDENTITY },
     { "birth_date",  ROUTER_DATA_IDENTITY },
+    { "sex",         ROUTER_DATA_IDENTITY },
     { "phone",       ROUTER_DATA_CONTACT },
     { "email",       ROUTER_DATA_CONTACT },
     { "language",    ROUTER_DATA_CONTACT },
     { "residency",   0 },
 };
 
-void
+//  The economic fields: the household's size and the benefit applications (copied whole)
+static uint32_t
+s_fill_economic (const fs_referral_subject_t *from, fs_referral_subject_t *to)
+{
+    uint32_t carried = 0;
+    if (FS_PRESENT (from, fs_referral_subject_F_household_size)) {
+        fs_proto_set_int (&fs_referral_subject_type, to, "household_size",
+                          from->household_size);
+        carried = ROUTER_DATA_ECONOMIC;
+    }
+    size_t n = from->benefits.n;
+    if (FS_PRESENT (from, fs_referral_subject_F_benefits) && n) {
+        const fs_referral_benefit_t *items = (const fs_referral_benefit_t *) from->benefits.items;
+        fs_referral_benefit_t *copy = (fs_referral_benefit_t *) zmalloc (n * sizeof *copy);
+        for (size_t i = 0; i < n; i++) {
+            fs_proto_set_str (&fs_referral_benefit_type, &copy [i], "programme",
+                              items [i].programme);
+            fs_proto_set_str (&fs_referral_benefit_type, &copy [i], "submitted_on",
+                              items [i].submitted_on);
+        }
+        to->benefits.items = copy;
+        to->benefits.n = n;
+        to->present |= 1ull << fs_referral_subject_F_benefits;
+        carried = ROUTER_DATA_ECONOMIC;
+    }
+    return carried;
+}
+
+uint32_t
 router_scope_fill (const fs_referral_subject_t *from, uint32_t categories,
                    fs_referral_subject_t *to)
 {
     assert (from && to);
     memset (to, 0, sizeof *to);
+    uint32_t carried = 0;
     const fs_type_t *t = &fs_referral_subject_type;
     for (size_t i = 0; i < sizeof s_fields / sizeof s_fields [0]; i++) {
         if (!(s_fields [i].category & categories))
@@ -118,7 +150,10 @@ router_scope_fill (const fs_referral_subject_t *from, uint32_t categories,
             continue;
         const char *value = *(char *const *) ((const char *) from + t->fields [index].offset);
         fs_proto_set_str (t, to, s_fields [i].field, value);
+        carried |= s_fields [i].category;
     }
+    if (categories & ROUTER_DATA_ECONOMIC)
+        carried |= s_fill_economic (from, to);
     if ((categories & ROUTER_DATA_CONTACT) && FS_PRESENT (from, fs_referral_subject_F_address)) {
         const fs_type_t *at = &fs_referral_address_type;
         const fs_referral_address_t *a = &from->address;
@@ -129,7 +164,9 @@ router_scope_fill (const fs_referral_subject_t *from, uint32_t categories,
         fs_proto_set_str (at, &to->address, "district", a->district);
         to->address.present &= a->present;
         to->present |= 1ull << fs_referral_subject_F_address;
+        carried |= ROUTER_DATA_CONTACT;
     }
+    return carried;
 }
 
 const char *

@@ -12,10 +12,10 @@
 
 /* Data categories (consent.granted data_categories), a bit each. */
 typedef enum {
-    ROUTER_DATA_IDENTITY      = 1 << 0, /* identity: names, document, birth date */
+    ROUTER_DATA_IDENTITY      = 1 << 0, /* identity: names, document, birth date, sex */
     ROUTER_DATA_CONTACT       = 1 << 1, /* contact: address, phone, email, language */
     ROUTER_DATA_SOCIAL_HEALTH = 1 << 2, /* social_health: icd10 codes, the professional's note */
-    ROUTER_DATA_ECONOMIC      = 1 << 3  /* economic: nothing carried yet (no field in requests) */
+    ROUTER_DATA_ECONOMIC      = 1 << 3  /* economic: household size, benefit applications */
 } router_data_t;
 #define ROUTER_DATA_COUNT 4
 
@@ -35,7 +35,8 @@ typedef enum {
 const char *router_level_name (router_level_t level);
 int router_level_parse (const char *name);
 /* The categories a level's package asks for (before consent): orientation none,
-   complementation and joint treatment identity, contact and social_health. */
+   complementation and joint treatment identity, contact, social_health and economic (the
+   economic fields are few: household size and the benefit applications intake knows). */
 uint32_t router_level_categories (router_level_t level);
 
 /* The consent recipient group of a service kind: housing_office -> "housing",
@@ -48,9 +49,10 @@ const char *router_recipient_of (router_kind_t kind);
 uint32_t router_basis_categories (const char *basis);
 
 /* Copies into to (zeroed) the fields of from whose category is in categories; the
-   residency (a routing fact) never. to is the caller's to fs_proto_clear. */
-void router_scope_fill (const fs_referral_subject_t *from, uint32_t categories,
-                        fs_referral_subject_t *to);
+   residency (a routing fact) never. to is the caller's to fs_proto_clear. Returns the
+   categories of which at least one field was copied (what the package really carries). */
+uint32_t router_scope_fill (const fs_referral_subject_t *from, uint32_t categories,
+                            fs_referral_subject_t *to);
 
 /* Complexity factors of joint treatment, a bit each. */
 typedef enum {

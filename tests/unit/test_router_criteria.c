@@ -368,6 +368,66 @@ Test (router_criteria, conditions)
     cr_assert_null (router_condition_name (ROUTER_COND_WOMAN | ROUTER_COND_JOB_SEEKER));
 }
 
+//  `woman` from the sex on the person's file: female holds, male and non_binary fail in
+//  words, none stays unknown; what the caller decided (holds/lacks) is not overridden
+Test (router_criteria, woman_from_the_recorded_sex)
+{
+    const char *const piad [ROUTER_SERVICE_NCOLUMNS] = {
+        "PIAD-03", "womens_service", "PIAD (demo)", "district", "03", "16", "", "any",
+        "gender_violence family_support", "woman", "Women", "capacity", "internal",
+        "notification", "true"
+    };
+    router_service_t service = s_service (piad);
+    static const char *needs [] = { "gender_violence" };
+    router_facts_t facts = { .age = 30, .district = "03", .needs = needs, .nneeds = 1,
+                             .sex = "female" };
+    router_fit_t fit = s_eval (&service, facts);
+    cr_assert_eq (fit.verdict, ROUTER_FIT, "%s", fit.reason);
+    facts.sex = "male";
+    fit = s_eval (&service, facts);
+    cr_assert_eq (fit.verdict, ROUTER_NO_FIT);
+    cr_assert_eq (fit.failed, ROUTER_CRIT_CONDITIONS);
+    cr_assert_eq (fit.first, ROUTER_CRIT_CONDITIONS);
+    cr_assert_str_eq (fit.reason, "conditions: requires woman; the person's sex is recorded"
+                      " as male");
+    facts.sex = "non_binary";
+    fit = s_eval (&service, facts);
+    cr_assert_eq (fit.failed, ROUTER_CRIT_CONDITIONS);
+    cr_assert_str_eq (fit.reason, "conditions: requires woman; the person's sex is recorded"
+                      " as non-binary");
+    facts.sex = NULL;
+    fit = s_eval (&service, facts);
+    cr_assert_eq (fit.verdict, ROUTER_FIT_UNKNOWN);
+    cr_assert (strstr (fit.reason, "requires woman; not known"), "%s", fit.reason);
+    facts.sex = "F";
+    fit = s_eval (&service, facts);
+    cr_assert_eq (fit.verdict, ROUTER_FIT_UNKNOWN);
+    cr_assert_eq (fit.unknown, ROUTER_CRIT_CONDITIONS);
+    cr_assert (strstr (fit.reason, "'F' is not one of"), "%s", fit.reason);
+    //  Another failure first (age) still reports it first; the sex's failure is in the mask
+    facts.sex = "male";
+    facts.age = 12;
+    fit = s_eval (&service, facts);
+    cr_assert_eq (fit.failed, ROUTER_CRIT_AGE_MIN | ROUTER_CRIT_CONDITIONS);
+    cr_assert_eq (fit.first, ROUTER_CRIT_AGE_MIN);
+    //  The caller's decision stands over the file's sex
+    facts.age = 30;
+    facts.holds = ROUTER_COND_WOMAN;
+    cr_assert_eq (s_eval (&service, facts).verdict, ROUTER_FIT);
+    facts.holds = 0;
+    facts.lacks = ROUTER_COND_WOMAN;
+    facts.sex = "female";
+    cr_assert_eq (s_eval (&service, facts).failed, ROUTER_CRIT_CONDITIONS);
+    //  A service without the condition does not look at the sex
+    const char *const css [ROUTER_SERVICE_NCOLUMNS] = {
+        "CSS03", "social_services_centre", "CSS (demo)", "city", "", "", "", "any", "*", "",
+        "Anyone", "capacity", "internal", "notification", "true"
+    };
+    router_service_t centre = s_service (css);
+    router_facts_t man = { .age = 30, .needs = needs, .nneeds = 1, .sex = "male" };
+    cr_assert_eq (s_eval (&centre, man).verdict, ROUTER_FIT);
+}
+
 Test (router_criteria, capacity_and_every_failure_reported)
 {
     const char *const shelter [ROUTER_SERVICE_NCOLUMNS] = {

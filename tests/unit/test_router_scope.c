@@ -64,11 +64,93 @@ Test (router_scope, each_category_carries_its_fields_and_no_other)
     fs_proto_clear (&fs_referral_subject_type, &from);
 }
 
+//  The person's sex, household size and benefit applications beside the other fields
+static void
+s_subject_facts (fs_referral_subject_t *subject)
+{
+    s_subject (subject);
+    const fs_type_t *t = &fs_referral_subject_type;
+    fs_proto_set_str (t, subject, "sex", "female");
+    fs_proto_set_int (t, subject, "household_size", 3);
+    fs_referral_benefit_t *benefits = (fs_referral_benefit_t *) zmalloc (2 * sizeof *benefits);
+    fs_proto_set_str (&fs_referral_benefit_type, &benefits [0], "programme", "emergency_aid");
+    fs_proto_set_str (&fs_referral_benefit_type, &benefits [0], "submitted_on", "2026-03-01");
+    fs_proto_set_str (&fs_referral_benefit_type, &benefits [1], "programme", "child_fund_0_17");
+    fs_proto_set_str (&fs_referral_benefit_type, &benefits [1], "submitted_on", "2025-10-12");
+    subject->benefits.items = benefits;
+    subject->benefits.n = 2;
+    subject->present |= 1ull << fs_referral_subject_F_benefits;
+}
+
+Test (router_scope, sex_is_identity_and_economic_goes_only_with_economic)
+{
+    fs_referral_subject_t from, to;
+    s_subject_facts (&from);
+    //  Identity carries the sex; no economic field without the economic category
+    uint32_t carried = router_scope_fill (&from, ROUTER_DATA_IDENTITY | ROUTER_DATA_CONTACT
+                                                 | ROUTER_DATA_SOCIAL_HEALTH, &to);
+    cr_assert_eq (carried, ROUTER_DATA_IDENTITY | ROUTER_DATA_CONTACT);
+    cr_assert_str_eq (to.sex, "female");
+    cr_assert_not (FS_PRESENT (&to, fs_referral_subject_F_household_size));
+    cr_assert_not (FS_PRESENT (&to, fs_referral_subject_F_benefits));
+    cr_assert_eq (to.benefits.n, 0);
+    fs_proto_clear (&fs_referral_subject_type, &to);
+    router_scope_fill (&from, ROUTER_DATA_CONTACT, &to);
+    cr_assert_not (FS_PRESENT (&to, fs_referral_subject_F_sex));
+    fs_proto_clear (&fs_referral_subject_type, &to);
+
+    //  Economic alone: household size and every application, nothing else
+    carried = router_scope_fill (&from, ROUTER_DATA_ECONOMIC, &to);
+    cr_assert_eq (carried, ROUTER_DATA_ECONOMIC);
+    uint64_t expected = (1ull << fs_referral_subject_F_household_size)
+                      | (1ull << fs_referral_subject_F_benefits);
+    cr_assert_eq (to.present, expected);
+    cr_assert_eq (to.household_size, 3);
+    cr_assert_eq (to.benefits.n, 2);
+    const fs_referral_benefit_t *b = (const fs_referral_benefit_t *) to.benefits.items;
+    cr_assert_str_eq (b [0].programme, "emergency_aid");
+    cr_assert_str_eq (b [0].submitted_on, "2026-03-01");
+    cr_assert_str_eq (b [1].programme, "child_fund_0_17");
+    cr_assert_neq ((void *) b, from.benefits.items);     //  a copy: both are cleared
+    //  The whole package subject encodes and decodes back equal
+    fs_proto_clear (&fs_referral_subject_type, &to);
+    carried = router_scope_fill (&from, ROUTER_DATA_IDENTITY | ROUTER_DATA_CONTACT
+                                        | ROUTER_DATA_ECONOMIC, &to);
+    cr_assert_eq (carried, ROUTER_DATA_IDENTITY | ROUTER_DATA_CONTACT | ROUTER_DATA_ECONOMIC);
+    cr_assert_not (FS_PRESENT (&to, fs_referral_subject_F_residency));
+    char *data = NULL;
+    size_t len = 0;
+    fs_proto_error_t err;
+    cr_assert_eq (fs_proto_encode (&fs_referral_subject_type, &to, &data, &len, &err), 0,
+                  "%s", err.message);
+    fs_referral_subject_t back = { 0 };
+    cr_assert_eq (fs_proto_decode (&fs_referral_subject_type, data, len, &back, &err), 0,
+                  "%s", err.message);
+    cr_assert_eq (back.benefits.n, 2);
+    cr_assert_eq (back.household_size, 3);
+    cr_assert_str_eq (back.sex, "female");
+    free (data);
+    fs_proto_clear (&fs_referral_subject_type, &back);
+    fs_proto_clear (&fs_referral_subject_type, &to);
+
+    //  A subject without economic facts carries none, even when allowed
+    fs_referral_subject_t bare;
+    s_subject (&bare);
+    carried = router_scope_fill (&bare, ROUTER_DATA_ECONOMIC, &to);
+    cr_assert_eq (carried, 0);
+    cr_assert_eq (to.present, 0);
+    fs_proto_clear (&fs_referral_subject_type, &bare);
+    fs_proto_clear (&fs_referral_subject_type, &from);
+}
+
 Test (router_scope, levels_bases_and_recipients)
 {
     cr_assert_eq (router_level_categories (ROUTER_LEVEL_ORIENTATION), 0);
     cr_assert_eq (router_level_categories (ROUTER_LEVEL_COMPLEMENTATION),
-                  ROUTER_DATA_IDENTITY | ROUTER_DATA_CONTACT | ROUTER_DATA_SOCIAL_HEALTH);
+                  ROUTER_DATA_IDENTITY | ROUTER_DATA_CONTACT | ROUTER_DATA_SOCIAL_HEALTH
+                  | ROUTER_DATA_ECONOMIC);
+    cr_assert_eq (router_level_categories (ROUTER_LEVEL_JOINT),
+                  router_level_categories (ROUTER_LEVEL_COMPLEMENTATION));
     cr_assert_eq (router_level_parse ("joint_treatment"), ROUTER_LEVEL_JOINT);
     cr_assert_eq (router_level_parse ("joint"), -1);
     cr_assert_eq (router_basis_categories ("vital_interest"),
