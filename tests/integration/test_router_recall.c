@@ -3,7 +3,8 @@
     referral.consent_withdrawn once per referral on the target's feed (read from the feed
     endpoint and feed_items) or on the bus (outbox -> a pending notification); nothing again
     when the withdrawal is repeated; nothing for a referral released on an override's legal
-    basis, a cancelled one, or data another valid consent still covers. */
+    basis, a cancelled or entered-in-error one, or data another valid consent still covers;
+    a completed one is (its target still holds the data). */
 #include "fs_test.h"
 
 static fs_test_suite_t *s_suite;
@@ -365,5 +366,37 @@ Test (router_recall, only_what_no_other_valid_consent_covers_is_recalled)
               " FROM referral_router.consent_recalls WHERE referral_id = $1::uuid", id,
               "social_health,identity contact");
     free (id);
+    free (person);
+}
+
+Test (router_recall, a_completed_referral_is_recalled_one_entered_in_error_is_not)
+{
+    char *person = s_person ();
+    char consent [FS_UUID_LEN + 1];
+    fs_uuid (consent);
+    s_consent (consent, person, "granted", "social_services", "identity contact", NULL);
+    s_request ("ev-done", person, &(s_req_t) { .level = "complementation",
+               .needs = { "family_support" }, .minors = -1 });
+    s_request ("ev-error", person, &(s_req_t) { .level = "complementation",
+               .needs = { "family_support" }, .minors = -1 });
+    char *done = s_id ("ev-done"), *error = s_id ("ev-error");
+    //  The centre worked the first to the end: it still holds what it received
+    const char *steps [3] = { "accepted", "in-progress", "completed" };
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq (s_run ("transition", done, steps [i], "--as", "target", NULL), 0, "%s",
+                      s_err);
+    //  The second was a mistake: its target was told to stop using the data already
+    cr_assert_eq (s_run ("transition", error, "entered-in-error", "--as", "requester", NULL),
+                  0, "%s", s_err);
+    s_consent (consent, person, "withdrawn", NULL, NULL, NULL);
+    s_expect (S_RECALLS_TOLD, done, "0+1");
+    s_expect (S_RECALLS_TOLD, error, "0+0");
+    char told [256];
+    cr_assert_eq (s_bus_recalls (done, told, sizeof told), 1);
+    cr_assert_str_eq (told, "CSS01|ev-done|identity contact");
+    s_expect ("SELECT status FROM referral_router.referrals WHERE id = $1::uuid", done,
+              "completed");
+    free (done);
+    free (error);
     free (person);
 }
