@@ -367,6 +367,43 @@ s_ms (const char *rfc3339)
     return ms;
 }
 
+//  What the event tells of the person's facts, for sql/011_person_facts.sql: the padró's
+//  registration, the household's size, a benefit application; "facts" when it asks the
+//  router to route (the person's facts come back for the snapshot)
+static void
+s_json_facts (s_json_t *json, s_event_t *ev)
+{
+    if (ev->dtype == &fs_ev_address_changed_type) {
+        const fs_ev_address_changed_t *change = (const fs_ev_address_changed_t *) ev->data;
+        s_json_open (json, "reg", '{');
+        s_json_str (json, "on", change->effective_date);
+        s_json_close (json, '}');
+        if (FS_PRESENT (change, fs_ev_address_changed_F_household_size))
+            s_json_int (json, "hsize", change->household_size);
+    }
+    else
+    if (ev->dtype == &fs_ev_eviction_scheduled_type)
+        s_json_int (json, "hsize",
+                    ((const fs_ev_eviction_scheduled_t *) ev->data)->household_size);
+    else
+    if (ev->dtype == &fs_ev_benefits_application_submitted_type) {
+        const fs_ev_benefits_application_submitted_t *application =
+            (const fs_ev_benefits_application_submitted_t *) ev->data;
+        size_t members = application->household_members.n;
+        if (members > 0 && members <= 50)
+            s_json_int (json, "hsize", (int64_t) members);
+        s_json_open (json, "benefit", '{');
+        s_json_str (json, "programme", application->programme);
+        s_json_str (json, "ref", application->application_ref);
+        s_json_int (json, "at_ms", s_ms (application->submitted_at));
+        s_json_close (json, '}');
+    }
+    if (ev->opens_case && (ev->dtype == &fs_ev_social_risk_detected_type
+                       ||  ev->dtype == &fs_ev_eviction_scheduled_type
+                       ||  ev->dtype == &fs_ev_emergency_intervention_type))
+        s_json_bool (json, "facts", true);
+}
+
 static void
 s_json_event (s_proc_t *self, s_json_t *json, s_event_t *ev, size_t index)
 {
@@ -387,6 +424,7 @@ s_json_event (s_proc_t *self, s_json_t *json, s_event_t *ev, size_t index)
     s_json_str (json, "phone", subject->phone);
     s_json_str (json, "email", subject->email);
     s_json_str (json, "lang", subject->language);
+    s_json_str (json, "sex", subject->sex);
     s_json_close (json, '}');
 
     //  The household is where the event says the person lives now; layer (b) of matching
@@ -451,6 +489,7 @@ s_json_event (s_proc_t *self, s_json_t *json, s_event_t *ev, size_t index)
         s_json_str (json, "reason", revoke->reason);
         s_json_close (json, '}');
     }
+    s_json_facts (json, ev);
     s_json_close (json, '}');
 }
 
@@ -478,10 +517,48 @@ s_emits_clear (s_emits_t *e)
     fs_proto_clear (&fs_consent_changed_type, &e->consent);
 }
 
+//  The person's facts from the file, as process_batch_facts returns them
+typedef struct {
+    bool known;                     /* the row has them (else: the event's own only) */
+    const char *sex;                /* persons.sex, NULL unknown */
+    const char *residency;          /* registered_in_city|lives_in_city|outside_city, NULL */
+    int household;                  /* reported household size, -1 unknown */
+    const char *benefits;           /* "programme YYYY-MM-DD,..." newest first, NULL none */
+} s_facts_t;
+
+//  "programme YYYY-MM-DD,..." into the subject's benefits (at most 8)
+static void
+s_referral_benefits (const char *text, fs_referral_subject_t *to)
+{
+    char copy [1024];
+    snprintf (copy, sizeof copy, "%s", text);
+    fs_referral_benefit_t *items = (fs_referral_benefit_t *) zmalloc (8 * sizeof *items);
+    size_t n = 0;
+    char *save = NULL;
+    for (char *item = strtok_r (copy, ",", &save); item && n < 8;
+         item = strtok_r (NULL, ",", &save)) {
+        char *day = strchr (item, ' ');
+        if (!day)
+            continue;
+        *day++ = 0;
+        fs_proto_set_str (&fs_referral_benefit_type, &items [n], "programme", item);
+        fs_proto_set_str (&fs_referral_benefit_type, &items [n], "submitted_on", day);
+        n++;
+    }
+    if (n == 0) {
+        free (items);
+        return;
+    }
+    to->benefits.items = items;
+    to->benefits.n = n;
+    to->present |= 1ull << fs_referral_subject_F_benefits;
+}
+
 //  The router's facts and the personal data it may pass on (it decides what leaves):
 //  subject, needs, note and minors of the referral request
 static void
-s_referral_facts (s_event_t *ev, const char *hood, fs_referral_requested_t *referral)
+s_referral_facts (s_event_t *ev, const char *hood, const s_facts_t *facts,
+                  fs_referral_requested_t *referral)
 {
     const fs_type_t *st = &fs_referral_subject_type;
     const fs_ingest_subject_t *from = &ev->event.subject;
@@ -494,8 +571,21 @@ s_referral_facts (s_event_t *ev, const char *hood, fs_referral_requested_t *refe
     fs_proto_set_str (st, to, "phone", from->phone);
     fs_proto_set_str (st, to, "email", from->email);
     fs_proto_set_str (st, to, "language", from->language);
-    //  Placed in a neighbourhood: lives in the city; whether registered is not known here
-    fs_proto_set_str (st, to, "residency", hood ? "lives_in_city" : NULL);
+    //  The file's facts (sql/011_person_facts.sql): residency with the padró's registration,
+    //  the last sex given, the household's reported size, the benefit applications seen
+    if (facts->known) {
+        fs_proto_set_str (st, to, "residency", facts->residency);
+        fs_proto_set_str (st, to, "sex", facts->sex);
+        if (facts->household > 0 && facts->household <= 50)
+            fs_proto_set_int (st, to, "household_size", facts->household);
+        if (facts->benefits)
+            s_referral_benefits (facts->benefits, to);
+    }
+    else {
+        //  Placed in a neighbourhood: lives in the city; whether registered is not known
+        fs_proto_set_str (st, to, "residency", hood ? "lives_in_city" : NULL);
+        fs_proto_set_str (st, to, "sex", from->sex);
+    }
     const fs_type_t *at = &fs_referral_address_type;
     fs_proto_set_str (at, &to->address, "street", from->address.street);
     fs_proto_set_str (at, &to->address, "number", from->address.number);
@@ -554,6 +644,14 @@ s_emits_build (s_event_t *ev, PGresult *result, int row, s_emits_t *e, fs_outbox
     const char *consent = s_value (result, row, 5);
     const char *status = s_value (result, row, 6);
     const char *purpose = s_value (result, row, 7);
+    s_facts_t facts = { .household = -1 };
+    if (PQnfields (result) >= 12) {
+        facts.known = true;
+        facts.sex = s_value (result, row, 8);
+        facts.residency = s_value (result, row, 9);
+        facts.household = s_value (result, row, 10) ? atoi (s_value (result, row, 10)) : -1;
+        facts.benefits = s_value (result, row, 11);
+    }
     e->cause.hdr.id = ev->ref;
     e->cause.hdr.correlation_id = ev->ref;
     if (case_id) {
@@ -588,7 +686,7 @@ s_emits_build (s_event_t *ev, PGresult *result, int row, s_emits_t *e, fs_outbox
             fs_proto_set_str (t, &e->referral, "suggested_level", risk->suggested_level);
             fs_proto_set_str (t, &e->referral, "consent_ref", risk->consent_ref);
         }
-        s_referral_facts (ev, hood, &e->referral);
+        s_referral_facts (ev, hood, &facts, &e->referral);
         items [n++] = (fs_outbox_item_t) { t, &e->referral, &e->cause };
     }
     if (case_id && ev->dtype == &fs_ev_benefits_application_submitted_type) {
@@ -725,8 +823,9 @@ s_round (s_proc_t *self, long limit)
     json->buf [--json->len] = 0;            //  the comma after the array
     const char *batch [1] = { json->buf };
     result = fs_pg_exec (pg, "SELECT o_i, o_person::text, o_case::text, o_centre, o_hood,"
-                             " o_consent::text, o_consent_status, o_consent_purpose"
-                             " FROM intake.process_batch ($1::jsonb)", 1, batch);
+                             " o_consent::text, o_consent_status, o_consent_purpose,"
+                             " o_sex, o_residency, o_household, o_benefits"
+                             " FROM intake.process_batch_facts ($1::jsonb)", 1, batch);
     if (!result)
         goto done;
     self->gate = false;                     //  process_batch opened it
