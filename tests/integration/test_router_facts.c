@@ -8,10 +8,14 @@
       registered people; someone only living in the city does not (unknown); someone living
       outside the city fails residency.
     - economic: household size and benefit applications reach the target only when the
-      consent covers economic data (the package kept in referral_packages). */
+      consent covers economic data (the package kept in referral_packages).
+    The router's side needs router_route.c to pass the subject's sex to the criteria
+    (`facts.sex = subject->sex;`) and to list what router_scope_fill carried in the package's
+    data_categories (`sent |= router_scope_fill (...)`): S_NEEDS says so when they fail. */
 #include "fs_test.h"
 
 #define S_AT "2026-05-10T10:00:00+02:00"
+#define S_NEEDS " (does router_route.c set facts.sex from the subject? see the header)"
 
 static fs_test_suite_t *s_suite;
 static char s_out [8192], s_err [8192];
@@ -328,7 +332,7 @@ Test (router_facts, a_woman_goes_to_the_womens_service_of_her_district)
     s_gender_violence (&anna, ref);
     s_routed (ref);
     char *decision = s_decision (ref, "PIAD-02");
-    cr_assert (strncmp (decision, "chosen||", 8) == 0, "PIAD-02: %s", decision);
+    cr_assert (strncmp (decision, "chosen||", 8) == 0, "PIAD-02: %s" S_NEEDS, decision);
     free (decision);
     s_expect_target (ref, "PIAD-02");
     //  The other district's service is no candidate at all; the centre fits, ranked after
@@ -353,7 +357,7 @@ Test (router_facts, a_man_is_not_sent_there_and_the_decision_says_why)
     s_routed (ref);
     char *decision = s_decision (ref, "PIAD-02");
     cr_assert_str_eq (decision, "no_fit|conditions|conditions: requires woman; the person's"
-                      " sex is recorded as male");
+                      " sex is recorded as male", "%s" S_NEEDS, decision);
     free (decision);
     s_expect_target (ref, "CSS03");
 }
@@ -377,6 +381,9 @@ Test (router_facts, sex_unknown_is_never_a_fit_and_the_file_remembers_it)
     s_processed (first);
     s_gender_violence (&x, ref);
     s_routed (ref);
+    decision = s_decision (ref, "PIAD-02");
+    cr_assert (strncmp (decision, "chosen||", 8) == 0, "PIAD-02: %s" S_NEEDS, decision);
+    free (decision);
     s_expect_target (ref, "PIAD-02");
     //  The last value given wins
     given.sex = "non_binary";
@@ -478,7 +485,8 @@ Test (router_facts, economic_data_goes_only_when_consent_covers_it)
         (const fs_referral_benefit_t *) package.subject.benefits.items;
     cr_assert_str_eq (benefit->programme, "emergency_aid");
     cr_assert_str_eq (benefit->submitted_on, "2026-03-01");
-    cr_assert (s_listed (&package.data_categories, "economic"));
+    cr_assert (s_listed (&package.data_categories, "economic"), "economic fields carried but"
+               " not listed (does router_route.c take the categories from router_scope_fill?)");
     cr_assert (s_listed (&package.data_categories, "identity"));
     //  The routing fact never leaves
     cr_assert_not (FS_PRESENT (&package.subject, fs_referral_subject_F_residency));
