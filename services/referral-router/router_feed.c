@@ -28,42 +28,143 @@ router_feed_append (fs_pg_t *pg, const char *feed, const char *item_type,
                     size_t len)
 {
     assert (pg && feed && item_type && (payload || len == 0));
-    if (!router_feed_name_valid (feed) || len == 0 || len > INT_MAX) {
-        fs_pg_set_error (pg, "feed append: %s", len == 0 || len > INT_MAX
-                         ? "payload empty or too large" : "feed name invalid");
-        return -1;
+    router_feed_item_t item = { feed, item_type, referral_id, correlation_id, payload, len };
+    return router_feed_append_many (pg, &item, 1);
+}
+
+static int
+s_name_cmp (const void *a, const void *b)
+{
+    return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+void
+router_json_str (zchunk_t *chunk, const char *value)
+{
+    if (!value) {
+        zchunk_extend (chunk, "null", 4);
+        return;
     }
+    zchunk_extend (chunk, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *) value; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            zchunk_extend (chunk, "\\", 1);
+            zchunk_extend (chunk, p, 1);
+        }
+        else
+        if (*p < 0x20) {
+            char escaped [8];
+            snprintf (escaped, sizeof escaped, "\\u%04x", *p);
+            zchunk_extend (chunk, escaped, 6);
+        }
+        else
+            zchunk_extend (chunk, p, 1);
+    }
+    zchunk_extend (chunk, "\"", 1);
+}
+
+void
+router_json_hex (zchunk_t *chunk, const char *data, size_t len)
+{
+    zchunk_extend (chunk, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        char hex [3];
+        snprintf (hex, sizeof hex, "%02x", (unsigned char) data [i]);
+        zchunk_extend (chunk, hex, 2);
+    }
+    zchunk_extend (chunk, "\"", 1);
+}
+
+void
+router_json_key (zchunk_t *chunk, const char *key, const char *value, bool first)
+{
+    if (!first)
+        zchunk_extend (chunk, ",", 1);
+    router_json_str (chunk, key);
+    zchunk_extend (chunk, ":", 1);
+    router_json_str (chunk, value);
+}
+
+int
+router_feed_append_many (fs_pg_t *pg, const router_feed_item_t *items, size_t n)
+{
+    assert (pg && (items || n == 0));
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!router_feed_name_valid (items [i].feed) || !items [i].item_type
+        ||  items [i].len == 0 || items [i].len > INT_MAX / 2 || !items [i].payload) {
+            fs_pg_set_error (pg, "feed append: %s", router_feed_name_valid (items [i].feed)
+                             ? "payload empty or too large" : "feed name invalid");
+            return -1;
+        }
     //  Appends to one feed wait for each other until commit: seq order is then commit
-    //  order, so a reader that saw seq N never later finds a committed item below N
-    const char *lock [1] = { feed };
+    //  order, so a reader that saw seq N never later finds a committed item below N. The
+    //  feeds are locked in name order, each once
+    const char **names = (const char **) zmalloc (n * sizeof (char *));
+    for (size_t i = 0; i < n; i++)
+        names [i] = items [i].feed;
+    qsort (names, n, sizeof (char *), s_name_cmp);
+    zchunk_t *feeds = zchunk_new ("[", 1);
+    size_t nfeeds = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || !streq (names [i], names [i - 1])) {
+            if (nfeeds++)
+                zchunk_extend (feeds, ",", 1);
+            router_json_str (feeds, names [i]);
+        }
+    zchunk_extend (feeds, "]", 2);
+    free (names);
+    const char *lock [1] = { (const char *) zchunk_data (feeds) };
     PGresult *result = fs_pg_execp (pg, "router_feed_lock",
                                     "SELECT pg_advisory_xact_lock (hashtext ('finestra.feed.'"
-                                    " || $1))", 1, lock, NULL, NULL, 0);
-    if (!result)
-        return -1;
+                                    " || f)) FROM jsonb_array_elements_text ($1::jsonb)"
+                                    " WITH ORDINALITY AS u (f, o) ORDER BY o", 1, lock,
+                                    NULL, NULL, 0);
+    int rc = result ? 0 : -1;
     PQclear (result);
-    char item_id [FS_UUID_LEN + 1];
-    fs_uuid (item_id);
-    //  A referral delivered by feed: that feed's reader is its target from now on
-    const char *target = referral_id && streq (item_type, "referral.requested") ? "t" : NULL;
-    const char *values [8] = { feed, item_id, item_type, referral_id, correlation_id,
-                               payload, ROUTER_FEED_CHANNEL, target };
-    int lengths [8] = { 0, 0, 0, 0, 0, (int) len, 0, 0 };
-    int formats [8] = { 0, 0, 0, 0, 0, 1, 0, 0 };
-    //  The NOTIFY reaches the readers' long polls when this transaction commits
-    result = fs_pg_execp (pg, "router_feed_append",
-                          "WITH i AS (INSERT INTO referral_router.feed_items (feed, item_id,"
-                          " item_type, referral_id, correlation_id, payload) VALUES ($1,"
-                          " $2::uuid, $3, $4::uuid, $5::uuid, $6) RETURNING seq),"
-                          " t AS (INSERT INTO referral_router.referral_feeds (referral_id, feed)"
-                          " SELECT $4::uuid, $1 WHERE $8::text IS NOT NULL"
-                          " ON CONFLICT DO NOTHING)"
-                          " SELECT seq, pg_notify ($7, $1) FROM i",
-                          8, values, lengths, formats, 0);
-    if (!result)
-        return -1;
-    PQclear (result);
-    return 0;
+    //  The items, in one statement, in the order given; payloads in hex
+    zchunk_t *json = zchunk_new ("[", 1);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char item_id [FS_UUID_LEN + 1];
+        fs_uuid (item_id);
+        //  A referral delivered by feed: that feed's reader is its target from now on
+        bool target = items [i].referral_id && streq (items [i].item_type, "referral.requested");
+        zchunk_extend (json, i ? ",{" : "{", i ? 2 : 1);
+        router_json_key (json, "feed", items [i].feed, true);
+        router_json_key (json, "item_id", item_id, false);
+        router_json_key (json, "item_type", items [i].item_type, false);
+        router_json_key (json, "referral_id", items [i].referral_id, false);
+        router_json_key (json, "correlation_id", items [i].correlation_id, false);
+        zchunk_extend (json, target ? ",\"target\":true" : ",\"target\":false",
+                       target ? 14 : 15);
+        zchunk_extend (json, ",\"payload\":", 11);
+        router_json_hex (json, items [i].payload, items [i].len);
+        zchunk_extend (json, "}", 1);
+    }
+    zchunk_extend (json, "]", 2);
+    if (rc == 0) {
+        const char *values [2] = { (const char *) zchunk_data (json), ROUTER_FEED_CHANNEL };
+        //  The NOTIFYs reach the readers' long polls when this transaction commits
+        result = fs_pg_execp (pg, "router_feed_append",
+            "WITH u AS (SELECT * FROM ROWS FROM (jsonb_to_recordset ($1::jsonb) AS (feed text,"
+            "  item_id uuid, item_type text, referral_id uuid, correlation_id uuid,"
+            "  target boolean, payload text)) WITH ORDINALITY AS u (feed, item_id, item_type,"
+            "  referral_id, correlation_id, target, payload, o)),"
+            " i AS (INSERT INTO referral_router.feed_items (feed, item_id, item_type, referral_id,"
+            "  correlation_id, payload) SELECT feed, item_id, item_type, referral_id,"
+            "  correlation_id, decode (payload, 'hex') FROM u ORDER BY o RETURNING seq),"
+            " t AS (INSERT INTO referral_router.referral_feeds (referral_id, feed)"
+            "  SELECT DISTINCT referral_id, feed FROM u WHERE target ON CONFLICT DO NOTHING)"
+            " SELECT (SELECT count(*) FROM i),"
+            "  (SELECT count (pg_notify ($2, feed)) FROM (SELECT DISTINCT feed FROM u) f)",
+            2, values, NULL, NULL, 0);
+        rc = result ? 0 : -1;
+        PQclear (result);
+    }
+    zchunk_destroy (&json);
+    zchunk_destroy (&feeds);
+    return rc;
 }
 
 int

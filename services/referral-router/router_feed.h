@@ -23,6 +23,28 @@ int router_feed_append (fs_pg_t *pg, const char *feed, const char *item_type,
                         const char *referral_id, const char *correlation_id,
                         const char *payload, size_t len);
 
+/* One item for router_feed_append_many (as router_feed_append's arguments). */
+typedef struct {
+    const char *feed;
+    const char *item_type;
+    const char *referral_id;            /* or NULL */
+    const char *correlation_id;         /* or NULL */
+    const char *payload;
+    size_t len;
+} router_feed_item_t;
+
+/* As router_feed_append for n items in two statements: the feeds involved are locked once,
+   in the order of their names (so transactions appending to several feeds never wait on
+   each other in a cycle), then all items are inserted in the order given. 0 or -1. */
+int router_feed_append_many (fs_pg_t *pg, const router_feed_item_t *items, size_t n);
+
+/* A JSON string of value (null for NULL) appended to chunk; bytes as a JSON string of hex.
+   For statements taking their rows as one jsonb parameter. */
+void router_json_str (zchunk_t *chunk, const char *value);
+void router_json_hex (zchunk_t *chunk, const char *data, size_t len);
+/* "key":value (a JSON string or null), after a comma unless first. */
+void router_json_key (zchunk_t *chunk, const char *key, const char *value, bool first);
+
 /* Whom router_feed_tell tells. */
 #define ROUTER_FEED_SENDER 1            /* the feed of the referral's source (sender_feeds) */
 #define ROUTER_FEED_TARGET 2            /* the feeds it was delivered to (referral.requested) */

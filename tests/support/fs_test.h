@@ -135,6 +135,10 @@ typedef struct {
 /* Sends intake.referral_requested for person about event_ref (a fresh case id). */
 void fs_test_router_request (fs_test_suite_t *suite, const char *event_ref, const char *person,
                              const fs_test_router_req_t *r);
+/* The same request encoded as intake's envelope, not sent (to send several at once): its
+   length in *len, its envelope id into id_out when not NULL. Malloc'd. */
+char *fs_test_router_request_encode (const char *event_ref, const char *person,
+                                     const fs_test_router_req_t *r, size_t *len, char *id_out);
 /* Sends intake.consent_changed; recipients and categories space-separated (up to 4 each). */
 void fs_test_router_consent (fs_test_suite_t *suite, const char *consent_id, const char *person,
                              const char *status, const char *recipients, const char *categories,

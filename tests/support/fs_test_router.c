@@ -81,9 +81,10 @@ s_list (fs_strlist_t *list, uint64_t *present, int index, const char *const *ite
     *present |= 1ull << index;
 }
 
-void
-fs_test_router_request (fs_test_suite_t *suite, const char *event_ref, const char *person,
-                        const fs_test_router_req_t *r)
+//  The request fs_test_router_request sends, into req
+static void
+s_request_fill (fs_referral_requested_t *out, const char *event_ref, const char *person,
+                const fs_test_router_req_t *r)
 {
     const fs_type_t *t = &fs_referral_requested_type;
     fs_referral_requested_t req = { 0 };
@@ -121,8 +122,31 @@ fs_test_router_request (fs_test_suite_t *suite, const char *event_ref, const cha
     fs_proto_set_str (at, &req.subject.address, "neighbourhood", r->hood ? r->hood : "01");
     req.subject.present |= 1ull << fs_referral_subject_F_address;
     req.present |= 1ull << fs_referral_requested_F_subject;
-    fs_test_router_send (suite, t, &req);
-    fs_proto_clear (t, &req);
+    *out = req;
+}
+
+void
+fs_test_router_request (fs_test_suite_t *suite, const char *event_ref, const char *person,
+                        const fs_test_router_req_t *r)
+{
+    fs_referral_requested_t req;
+    s_request_fill (&req, event_ref, person, r);
+    fs_test_router_send (suite, &fs_referral_requested_type, &req);
+    fs_proto_clear (&fs_referral_requested_type, &req);
+}
+
+char *
+fs_test_router_request_encode (const char *event_ref, const char *person,
+                               const fs_test_router_req_t *r, size_t *len, char *id_out)
+{
+    fs_referral_requested_t req;
+    s_request_fill (&req, event_ref, person, r);
+    char *data = NULL;
+    fs_proto_error_t err;
+    cr_assert_eq (fs_envelope_encode ("intake", &fs_referral_requested_type, &req, NULL, &data,
+                                      len, id_out, &err), 0, "%s", err.message);
+    fs_proto_clear (&fs_referral_requested_type, &req);
+    return data;
 }
 
 void
