@@ -3,11 +3,23 @@
 
 #define FS_RELAY_MAX_CONSUMERS 8
 #define FS_RELAY_LOCK_RETRY_MS 1000
+//  A row this many retry times old is lost when a row sent after it has been acknowledged
+#define FS_RELAY_LOST_RETRIES 3
+
+typedef struct {
+    int64_t seq;                /* its outbox row */
+    int64_t sent_at;            /* mono ms of its last send */
+    int sends;                  /* sends by this leader: after 1, an ack may be any copy's */
+} s_flight_t;
 
 typedef struct {
     const char *name;           /* consumer service */
     zsock_t *dealer;            /* connected to its bus ROUTER */
-    zhashx_t *inflight;         /* msg_id -> send time (mono ms, boxed), sent and not acked */
+    zhashx_t *inflight;         /* msg_id -> s_flight_t: sent by this leader, not acked */
+    int64_t last_ack;           /* mono ms of its last ack (0: none since leading) */
+    int64_t acked_sent;         /* send time of the newest row sent once it acknowledged */
+    int64_t probe_acked;        /* send time of a re-sent row it acknowledged, while no row
+                                   sent before that was acknowledged since (0: none) */
     bool wanted;                /* a send round may find rows for it */
 } s_consumer_t;
 
@@ -18,10 +30,13 @@ typedef struct {
     bool leader;                /* holds the lock: this replica's relay is the active one */
     int64_t next_lock_try;      /* mono ms of the next attempt to become leader */
     int64_t next_scan;          /* mono ms of the next scan for rows due to be re-sent */
+    char leader_since [64];     /* database time it became leader: rows sent before are
+                                   not in flight here and are sent again */
     s_consumer_t consumers [FS_RELAY_MAX_CONSUMERS];
     size_t nconsumers;          /* how many */
     char channel [96];          /* NOTIFY channel of the outbox */
     char sql_select [512];      /* schema-qualified statements, built once */
+    char sql_resend [256];
     char sql_sent [256];
     char sql_done [512];
     char sql_rejected [256];
@@ -33,7 +48,8 @@ fs_relay_register (fs_relay_args_t *args, fs_metrics_t *metrics)
     args->sent = fs_metrics_counter (metrics, "finestra_relay_sent_total",
                                      "Outbox envelopes sent for the first time", NULL);
     args->resent = fs_metrics_counter (metrics, "finestra_relay_resent_total",
-                                       "Outbox envelopes re-sent after the retry time", NULL);
+                                       "Outbox envelopes re-sent: consumer silent, envelope"
+                                       " lost, or relay restarted", NULL);
     args->delivered = fs_metrics_counter (metrics, "finestra_relay_delivered_total",
                                           "Envelopes acknowledged applied or duplicate", NULL);
     args->rejected = fs_metrics_counter (metrics, "finestra_relay_rejected_total",
@@ -47,6 +63,18 @@ s_box_free (void **item_p)
     *item_p = NULL;
 }
 
+//  Forgets what was in flight: it is sent again when leading next (the database has it)
+static void
+s_forget_flights (s_relay_t *self)
+{
+    for (size_t i = 0; i < self->nconsumers; i++) {
+        zhashx_purge (self->consumers [i].inflight);
+        self->consumers [i].last_ack = 0;
+        self->consumers [i].acked_sent = 0;
+        self->consumers [i].probe_acked = 0;
+    }
+}
+
 static void
 s_lose_leadership (s_relay_t *self, const char *why)
 {
@@ -55,8 +83,7 @@ s_lose_leadership (s_relay_t *self, const char *why)
     self->leader = false;
     self->next_lock_try = fs_mono_ms () + FS_RELAY_LOCK_RETRY_MS;
     //  What was in flight will be re-sent by whoever leads next; forget it here
-    for (size_t i = 0; i < self->nconsumers; i++)
-        zhashx_purge (self->consumers [i].inflight);
+    s_forget_flights (self);
 }
 
 //  Becomes the active relay for the schema if no other replica is
@@ -71,11 +98,12 @@ s_try_lead (s_relay_t *self)
     char key [128];
     snprintf (key, sizeof key, "finestra.relay.%s", self->args->schema);
     const char *values [1] = { key };
-    PGresult *result = fs_pg_exec (self->pg,
-                                   "SELECT pg_try_advisory_lock (hashtext ($1))", 1, values);
+    PGresult *result = fs_pg_exec (self->pg, "SELECT pg_try_advisory_lock (hashtext ($1)),"
+                                   " now ()::text", 1, values);
     if (!result)
         return;
     bool locked = streq (PQgetvalue (result, 0, 0), "t");
+    snprintf (self->leader_since, sizeof self->leader_since, "%s", PQgetvalue (result, 0, 1));
     PQclear (result);
     if (!locked)
         return;                 //  another replica relays; try again later
@@ -85,58 +113,71 @@ s_try_lead (s_relay_t *self)
         return;
     self->leader = true;
     self->next_scan = 0;
+    s_forget_flights (self);
     for (size_t i = 0; i < self->nconsumers; i++)
         self->consumers [i].wanted = true;
     fs_info ("relay leads", "schema", self->args->schema);
 }
 
-//  Sends what is due to one consumer, within its window
-static void
-s_send_round (s_relay_t *self, s_consumer_t *consumer)
+static int
+s_seq_compare (const void *a, const void *b)
 {
-    const fs_config_t *config = self->args->config;
-    int64_t now = fs_mono_ms ();
-    //  Forget sends older than the retry time: the database makes them due again
-    int64_t *sent_at = (int64_t *) zhashx_first (consumer->inflight);
-    zlist_t *expired = zlist_new ();
-    while (sent_at) {
-        if (now - *sent_at >= config->relay_retry_ms)
-            zlist_append (expired, (void *) zhashx_cursor (consumer->inflight));
-        sent_at = (int64_t *) zhashx_next (consumer->inflight);
-    }
-    for (const char *id = (const char *) zlist_first (expired); id;
-         id = (const char *) zlist_next (expired))
-        zhashx_delete (consumer->inflight, id);
-    zlist_destroy (&expired);
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return (x > y) - (x < y);
+}
 
-    long space = config->relay_window - (long) zhashx_size (consumer->inflight);
-    if (space <= 0) {
-        //  Window full: wait for an ack or the next scan, not in a busy loop
-        consumer->wanted = false;
-        return;
+//  Rows in flight to consumer that are due again, oldest first, into due (room for every
+//  row in flight); how many. The rules are in fs_relay.h. A consumer applies what it
+//  receives in order, so an ack for a row sent once proves every row sent before it that
+//  reached the consumer was applied first; an ack for a row sent more than once may be for
+//  any copy, and proves only that the consumer is alive.
+static size_t
+s_due (s_relay_t *self, s_consumer_t *consumer, int64_t now, int64_t *due)
+{
+    int64_t retry = self->args->config->relay_retry_ms;
+    bool silent = now - consumer->last_ack >= retry;
+    s_flight_t *oldest = NULL;
+    size_t n = 0;
+    for (s_flight_t *flight = (s_flight_t *) zhashx_first (consumer->inflight); flight;
+         flight = (s_flight_t *) zhashx_next (consumer->inflight)) {
+        int64_t age = now - flight->sent_at;
+        //  Lost: the consumer went on without it (dropped on a reconnect, a dead replica)
+        if ((age >= FS_RELAY_LOST_RETRIES * retry && consumer->acked_sent > flight->sent_at)
+        //  Silent after answering a probe: alive, and nothing sent before it is coming back
+        ||  (silent && flight->sent_at < consumer->probe_acked))
+            due [n++] = flight->seq;
+        else
+        if (!oldest || flight->seq < oldest->seq)
+            oldest = flight;
     }
-    long limit = space < config->relay_batch ? space : config->relay_batch;
-    char retry [24], lim [24];
-    snprintf (retry, sizeof retry, "%ld", config->relay_retry_ms);
-    snprintf (lim, sizeof lim, "%ld", limit);
-    const char *values [3] = { consumer->name, retry, lim };
-    //  Binary results: the envelope comes back as raw bytes
-    PGresult *rows = fs_pg_execb (self->pg, self->sql_select, 3, values, NULL, NULL, 1);
-    if (!rows) {
-        s_lose_leadership (self, fs_pg_error (self->pg));
-        return;
-    }
-    int n = PQntuples (rows);
-    consumer->wanted = n == limit;          //  a full batch: more may be waiting
-    zchunk_t *seqs = zchunk_new (NULL, 16 * (size_t) n + 2);
-    zchunk_extend (seqs, "{", 1);
-    int sent = 0;
-    for (int i = 0; i < n; i++) {
+    if (silent)
+        consumer->probe_acked = 0;
+    //  Silent: the oldest alone, as a probe; always the oldest, so a consumer down for long
+    //  gets that one again and again, not the window one by one
+    if (n == 0 && silent && oldest && now - oldest->sent_at >= retry)
+        due [n++] = oldest->seq;
+    qsort (due, n, sizeof (int64_t), s_seq_compare);
+    return n;
+}
+
+//  Sends rows (seq, msg_id, attempts, envelope; a NULL envelope: delivered meanwhile) and
+//  records them in flight and their seqs in seqs (a "{...}" being built, *nseqs so far).
+//  resend: the rows are in flight already. False when the socket took no more.
+static bool
+s_send_rows (s_relay_t *self, s_consumer_t *consumer, PGresult *rows, bool resend,
+             int64_t now, zchunk_t *seqs, int *nseqs)
+{
+    for (int i = 0; i < PQntuples (rows); i++) {
         const char *seq = PQgetvalue (rows, i, 0);
         const char *msg_id = PQgetvalue (rows, i, 1);
         int attempts = atoi (PQgetvalue (rows, i, 2));
-        if (zhashx_lookup (consumer->inflight, msg_id))
+        s_flight_t *flight = (s_flight_t *) zhashx_lookup (consumer->inflight, msg_id);
+        if (resend && PQgetisnull (rows, i, 3)) {
+            zhashx_delete (consumer->inflight, msg_id);
             continue;
+        }
+        if (!resend && flight)
+            continue;           //  in flight here already (the database clock went back)
         zmq_msg_t frame;
         zmq_msg_init_size (&frame, (size_t) PQgetlength (rows, i, 3));
         memcpy (zmq_msg_data (&frame), PQgetvalue (rows, i, 3), zmq_msg_size (&frame));
@@ -145,22 +186,116 @@ s_send_round (s_relay_t *self, s_consumer_t *consumer)
             //  connected ones), or the HWM (should not happen: window < HWM): try again at
             //  the next scan, not in a busy loop
             zmq_msg_close (&frame);
-            consumer->wanted = false;
-            break;
+            return false;
         }
-        int64_t *stamp = (int64_t *) malloc (sizeof (int64_t));
-        *stamp = now;
-        zhashx_insert (consumer->inflight, msg_id, stamp);
-        if (sent++)
+        if (!flight) {
+            flight = (s_flight_t *) zmalloc (sizeof (s_flight_t));
+            flight->seq = atoll (seq);
+            zhashx_insert (consumer->inflight, msg_id, flight);
+        }
+        flight->sent_at = now;
+        flight->sends++;
+        if ((*nseqs)++)
             zchunk_extend (seqs, ",", 1);
         zchunk_extend (seqs, seq, strlen (seq));
-        fs_counter_add (attempts ? self->args->resent : self->args->sent, 1);
-        if (attempts)
+        fs_counter_add (resend || attempts ? self->args->resent : self->args->sent, 1);
+        if (resend || attempts)
             fs_debug ("relay re-sent", "consumer", consumer->name, "id", msg_id);
     }
+    return true;
+}
+
+//  Re-sends the rows in flight that are due (s_due); false when the socket took no more
+//  or the database failed (leadership lost)
+static bool
+s_resend (s_relay_t *self, s_consumer_t *consumer, int64_t now, zchunk_t *seqs, int *nseqs)
+{
+    size_t size = zhashx_size (consumer->inflight);
+    if (size == 0)
+        return true;
+    int64_t *due = (int64_t *) zmalloc (size * sizeof (int64_t));
+    size_t n = s_due (self, consumer, now, due);
+    if (n == 0) {
+        free (due);
+        return true;
+    }
+    zchunk_t *list = zchunk_new ("{", 1);
+    for (size_t i = 0; i < n; i++) {
+        char text [24];
+        snprintf (text, sizeof text, i ? ",%" PRId64 : "%" PRId64, due [i]);
+        zchunk_extend (list, text, strlen (text));
+    }
+    zchunk_extend (list, "}\0", 2);
+    const char *values [1] = { (const char *) zchunk_data (list) };
+    PGresult *rows = fs_pg_execb (self->pg, self->sql_resend, 1, values, NULL, NULL, 1);
+    zchunk_destroy (&list);
+    if (!rows) {
+        free (due);
+        s_lose_leadership (self, fs_pg_error (self->pg));
+        return false;
+    }
+    int found = PQntuples (rows);
+    if ((size_t) found < n) {
+        //  Rows gone from the outbox (none is ever deleted today): nothing to wait for
+        int64_t *returned = (int64_t *) zmalloc ((size_t) found * sizeof (int64_t) + 1);
+        for (int i = 0; i < found; i++)
+            returned [i] = atoll (PQgetvalue (rows, i, 0));     //  ORDER BY seq
+        zlist_t *gone = zlist_new ();
+        for (s_flight_t *flight = (s_flight_t *) zhashx_first (consumer->inflight); flight;
+             flight = (s_flight_t *) zhashx_next (consumer->inflight))
+            if (bsearch (&flight->seq, due, n, sizeof (int64_t), s_seq_compare)
+            && !bsearch (&flight->seq, returned, (size_t) found, sizeof (int64_t),
+                         s_seq_compare))
+                zlist_append (gone, (void *) zhashx_cursor (consumer->inflight));
+        free (returned);
+        for (const char *id = (const char *) zlist_first (gone); id;
+             id = (const char *) zlist_next (gone))
+            zhashx_delete (consumer->inflight, id);
+        zlist_destroy (&gone);
+    }
+    free (due);
+    bool open = s_send_rows (self, consumer, rows, true, now, seqs, nseqs);
     PQclear (rows);
+    return open;
+}
+
+//  Sends what is due to one consumer: rows in flight due again, then rows not in flight
+//  (never sent, or sent before this relay led), within its window
+static void
+s_send_round (s_relay_t *self, s_consumer_t *consumer)
+{
+    const fs_config_t *config = self->args->config;
+    int64_t now = fs_mono_ms ();
+    zchunk_t *seqs = zchunk_new ("{", 1);
+    int nseqs = 0;
+    bool open = s_resend (self, consumer, now, seqs, &nseqs);
+    if (!self->leader) {
+        zchunk_destroy (&seqs);
+        return;
+    }
+    long space = config->relay_window - (long) zhashx_size (consumer->inflight);
+    //  Window full: wait for an ack or the next scan, not in a busy loop
+    consumer->wanted = false;
+    if (open && space > 0) {
+        long limit = space < config->relay_batch ? space : config->relay_batch;
+        char lim [24];
+        snprintf (lim, sizeof lim, "%ld", limit);
+        const char *values [3] = { consumer->name, self->leader_since, lim };
+        //  Binary results: the envelope comes back as raw bytes
+        PGresult *rows = fs_pg_execb (self->pg, self->sql_select, 3, values, NULL, NULL, 1);
+        if (!rows) {
+            zchunk_destroy (&seqs);
+            s_lose_leadership (self, fs_pg_error (self->pg));
+            return;
+        }
+        int before = nseqs;
+        open = s_send_rows (self, consumer, rows, false, now, seqs, &nseqs);
+        //  A full batch, all sent: more may be waiting
+        consumer->wanted = open && PQntuples (rows) == limit && nseqs - before == limit;
+        PQclear (rows);
+    }
     zchunk_extend (seqs, "}\0", 2);
-    if (sent) {
+    if (nseqs) {
         const char *marks [1] = { (const char *) zchunk_data (seqs) };
         if (fs_pg_run (self->pg, self->sql_sent, 1, marks))
             s_lose_leadership (self, fs_pg_error (self->pg));
@@ -188,6 +323,20 @@ s_read_acks (s_relay_t *self, s_consumer_t *consumer)
             continue;
         }
         zframe_destroy (&frame);
+        //  Any ack says the consumer is alive; what it says of the rows sent before this
+        //  one depends on whether this one was sent once (s_due)
+        consumer->last_ack = fs_mono_ms ();
+        s_flight_t *flight = (s_flight_t *) zhashx_lookup (consumer->inflight, ack.id);
+        if (flight && flight->sends > 1)
+            consumer->probe_acked = flight->sent_at;
+        else
+        if (flight) {
+            if (flight->sent_at > consumer->acked_sent)
+                consumer->acked_sent = flight->sent_at;
+            //  Still applying rows sent before the probe: its ack was the original's
+            if (flight->sent_at < consumer->probe_acked)
+                consumer->probe_acked = 0;
+        }
         zhashx_delete (consumer->inflight, ack.id);
         if (self->leader && streq (ack.status, "rejected")) {
             const char *values [4] = { ack.id, consumer->name,
@@ -255,9 +404,13 @@ s_relay_setup (s_relay_t *self)
     snprintf (self->sql_select, sizeof self->sql_select,
               "SELECT seq::text, msg_id::text, attempts::text, envelope FROM \"%s\".outbox o"
               " WHERE consumer = $1 AND delivered_at IS NULL"
-              "   AND (last_sent_at IS NULL"
-              "        OR last_sent_at < now () - $2::int * interval '1 millisecond')"
+              "   AND (last_sent_at IS NULL OR last_sent_at < $2::timestamptz)"
               " ORDER BY o.seq LIMIT $3::int", schema);
+    //  Rows in flight due again; one delivered meanwhile comes back without its envelope
+    snprintf (self->sql_resend, sizeof self->sql_resend,
+              "SELECT seq::text, msg_id::text, attempts::text,"
+              " CASE WHEN delivered_at IS NULL THEN envelope END FROM \"%s\".outbox"
+              " WHERE seq = ANY ($1::bigint[]) ORDER BY seq", schema);
     snprintf (self->sql_sent, sizeof self->sql_sent,
               "UPDATE \"%s\".outbox SET attempts = attempts + 1, last_sent_at = now ()"
               " WHERE seq = ANY ($1::bigint[])", schema);

@@ -1,9 +1,31 @@
 /*  fs_relay - an actor that sends a service's outbox to its consumers and marks each row
-    delivered only on that consumer's acknowledgement. Unacknowledged rows are re-sent after
-    FINESTRA_RELAY_RETRY_MS and after any restart. One relay per schema is active at a time:
-    it holds a PostgreSQL session advisory lock, released when its connection dies, so a
+    delivered only on that consumer's acknowledgement. One relay per schema is active at a
+    time: it holds a PostgreSQL session advisory lock, released when its connection dies, so a
     replica's relay takes over. Consumers must be idempotent (fs_inbox): delivery is
     at-least-once on the wire, exactly-once in effect.
+
+    When a row is sent again (R = FINESTRA_RELAY_RETRY_MS), per consumer. Rows in flight are
+    those this relay sent and the consumer has not acknowledged (at most
+    FINESTRA_RELAY_WINDOW). A consumer applies what it receives in order, so an ack for a row
+    sent once proves that every row sent before it that reached the consumer was applied
+    before it; an ack for a row sent twice may be either copy's and proves only life.
+    - slow: while acks keep coming (one at least every R) a row in flight waits, however
+      long: a consumer that is behind is not sent its window again;
+    - lost: a row in flight for 3 R when a row sent once, after it, has been acknowledged
+      (the consumer went on without it: dropped on a reconnect, or by a replica that died)
+      is re-sent;
+    - silent: no ack for R (dead, restarted, stalled, or everything lost): the oldest row in
+      flight, when R old, is re-sent alone as a probe, again every R while silent;
+    - answered probe: a re-sent row is acknowledged and then the consumer is silent for R
+      again, with no ack meanwhile for a row sent before that re-send (which would show it is
+      still working through them): every row in flight sent before it is lost and re-sent,
+      once;
+    - restart: a relay that starts leading (a restart, a replica taking over) knows nothing
+      in flight: every unacknowledged row is sent again at once.
+    Replicas of a consumer each apply in order; one lagging more than 3 R behind another may
+    get rows re-sent (its inbox makes them duplicates). finestra_relay_resent_total counts
+    re-sends (rows with attempts before a restart included); finestra_relay_sent_total first
+    sends.
 
     zactor_new (fs_relay_actor, args) with args an fs_relay_args_t* that must outlive the
     actor. It signals once started; $TERM stops it. */
