@@ -246,7 +246,7 @@ Test (relay_resend, slow_consumer_gets_nothing_twice)
 Test (relay_resend, stalling_consumer_gets_only_probes)
 {
     enum { N = 200 };
-    s_world_t *world = s_world_new ("1000");
+    s_world_t *world = s_world_new ("2000");
     s_emit (world, N);
     s_relay_start (world);
     s_consumer_t *consumer = &world->consumer;
@@ -256,7 +256,7 @@ Test (relay_resend, stalling_consumer_gets_only_probes)
         cr_assert (fs_mono_ms () < end, "only %d of %d acknowledged", acked, N);
         if (acked == 0 || acked == 50) {
             //  Stalled for 1.5 retry times, receiving only
-            int64_t until = fs_mono_ms () + 1500;
+            int64_t until = fs_mono_ms () + 3000;
             int64_t now;
             while ((now = fs_mono_ms ()) < until)
                 s_receive (consumer, (int) (until - now));
@@ -290,7 +290,7 @@ Test (relay_resend, stalling_consumer_gets_only_probes)
 //  (a row sent after it was acknowledged, and it is older than 3 retry times), once
 Test (relay_resend, lost_envelope_is_resent_while_acks_flow)
 {
-    s_world_t *world = s_world_new ("1000");
+    s_world_t *world = s_world_new ("2000");
     s_emit (world, 10);
     s_relay_start (world);
     s_consumer_t *consumer = &world->consumer;
@@ -327,16 +327,17 @@ Test (relay_resend, lost_envelope_is_resent_while_acks_flow)
 
 //  A consumer that answers nothing (dead, restarted, or all lost): while silent only the
 //  oldest envelope is re-sent, as a probe (not the whole window); once it acknowledges the
-//  probe, the others (older than 3 retry times, overtaken by the probe) are re-sent, once
+//  probe and has nothing more to say for a retry time, the others (sent before the probe,
+//  so lost) are re-sent, once
 Test (relay_resend, silent_consumer_gets_a_probe_then_the_rest)
 {
     enum { N = 20 };
-    s_world_t *world = s_world_new ("300");
+    s_world_t *world = s_world_new ("1000");
     s_emit (world, N);
     s_relay_start (world);
     s_consumer_t *consumer = &world->consumer;
-    //  Deaf: receives, acknowledges nothing, for 2 s (more than 6 retry times)
-    int64_t end = fs_mono_ms () + 2000;
+    //  Deaf: receives, acknowledges nothing, for 2.5 retry times
+    int64_t end = fs_mono_ms () + 2500;
     int64_t now;
     while ((now = fs_mono_ms ()) < end)
         s_receive (consumer, (int) (end - now));
