@@ -87,8 +87,9 @@ typedef struct {
 
 //  Publishes an event of type dt about who (its data given); expects `accepted`; intake's ref
 //  into ref (FS_UUID_LEN + 1). Clears data.
-static void
-s_publish (const s_who_t *who, const fs_type_t *dt, void *data, char *ref)
+//  The encoded event of type dt about who (data cleared), for tests that alter bytes
+static char *
+s_encode (const s_who_t *who, const fs_type_t *dt, void *data, size_t *len)
 {
     fs_ingest_event_t event = { 0 };
     const fs_type_t *et = &fs_ingest_event_type;
@@ -117,8 +118,19 @@ s_publish (const s_who_t *who, const fs_type_t *dt, void *data, char *ref)
                   "test data invalid: %s", err.message);
     event.present |= 1ull << fs_ingest_event_F_data;
     char *bytes;
+    cr_assert_eq (fs_proto_encode (et, &event, &bytes, len, &err), 0, "%s", err.message);
+    fs_proto_clear (et, &event);
+    fs_proto_clear (dt, data);
+    return bytes;
+}
+
+//  Publishes an event of type dt about who (its data given); expects `accepted`; intake's ref
+//  into ref (FS_UUID_LEN + 1). Clears data.
+static void
+s_publish (const s_who_t *who, const fs_type_t *dt, void *data, char *ref)
+{
     size_t len;
-    cr_assert_eq (fs_proto_encode (et, &event, &bytes, &len, &err), 0, "%s", err.message);
+    char *bytes = s_encode (who, dt, data, &len);
     fs_ingest_receipt_t receipt = { 0 };
     cr_assert_eq (fs_test_publish (s_suite->ingest_endpoint, bytes, len, &receipt, 10000), 0,
                   "no receipt from intake (logs in %s)", s_suite->log_dir);
@@ -128,8 +140,6 @@ s_publish (const s_who_t *who, const fs_type_t *dt, void *data, char *ref)
     snprintf (ref, FS_UUID_LEN + 1, "%s", receipt.ref);
     fs_proto_clear (&fs_ingest_receipt_type, &receipt);
     free (bytes);
-    fs_proto_clear (et, &event);
-    fs_proto_clear (dt, data);
 }
 
 //  emergency.intervention of kind gender_violence (need gender_violence)
@@ -395,6 +405,36 @@ Test (router_facts, sex_unknown_is_never_a_fit_and_the_file_remembers_it)
     cr_assert_str_eq (decision, "no_fit|conditions|conditions: requires woman; the person's"
                       " sex is recorded as non-binary");
     free (decision);
+}
+
+//  The contract: sex is one of the register's three values, case and all; nothing stored
+Test (router_facts, ingest_refuses_a_sex_outside_the_three_values)
+{
+    s_who_t eva = { "10000010K", "Eva", "08001", "female" };
+    const fs_type_t *t = &fs_ev_emergency_intervention_type;
+    fs_ev_emergency_intervention_t data = { 0 };
+    fs_proto_set_str (t, &data, "kind", "gender_violence");
+    fs_proto_set_str (t, &data, "at", S_AT);
+    fs_proto_set_int (t, &data, "minors_involved", 0);
+    fs_proto_set_str (t, &data, "urgency", "urgent");
+    long events = fs_test_pg_long (s_suite->pg_url, "SELECT count(*) FROM intake.events");
+    size_t len;
+    char *bytes = s_encode (&eva, t, &data, &len);
+    char *value = NULL;
+    for (size_t i = 0; !value && i + 6 <= len; i++)
+        if (memcmp (bytes + i, "female", 6) == 0)
+            value = bytes + i;
+    cr_assert (value);
+    memcpy (value, "Female", 6);            //  the same length: only the value is wrong
+    fs_ingest_receipt_t receipt = { 0 };
+    cr_assert_eq (fs_test_publish (s_suite->ingest_endpoint, bytes, len, &receipt, 10000), 0);
+    cr_assert_str_eq (receipt.status, "rejected");
+    cr_assert (FS_PRESENT (&receipt, fs_ingest_receipt_F_error));
+    cr_assert_str_eq (receipt.error.code, "invalid_field");
+    cr_assert_str_eq (receipt.error.field, "subject.sex");
+    fs_proto_clear (&fs_ingest_receipt_type, &receipt);
+    free (bytes);
+    cr_assert_eq (fs_test_pg_long (s_suite->pg_url, "SELECT count(*) FROM intake.events"), events);
 }
 
 // ---- registration ----------------------------------------------------------------------------
