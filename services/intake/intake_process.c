@@ -50,9 +50,10 @@ typedef struct {
     fs_pg_t *pg;                    /* own connection: claims, applies */
     int wake;                       /* eventfd: readable when ingest stored a batch */
     intake_triage_rule_t rules [S_MAX_RULES];
-    size_t nrules;                  /* loaded this batch */
+    size_t nrules;                  /* loaded at config_stamp */
     s_hood_t *hoods;                /* S_MAX_HOODS of them */
-    size_t nhoods;                  /* loaded this batch */
+    size_t nhoods;                  /* loaded at config_stamp */
+    int64_t config_stamp;           /* process_config_stamp the two were read at, 0 = never */
     s_event_t *events;              /* the batch, args->config->intake_process_batch long */
     size_t nevents;                 /* claimed this round */
     char failed_ref [FS_UUID_LEN + 1];  /* the one event of a failed single-event round */
@@ -747,8 +748,6 @@ s_round (s_proc_t *self, long limit)
     PGresult *result = NULL;
     int rc = -1;
 
-    if (fs_pg_begin (pg))
-        return -1;
     //  The claim below must walk the partial index in seq order. Statistics of a table that
     //  just received a backlog are stale (autovacuum analyzes a minute later at best), and
     //  the planner then sorts the whole backlog for every batch (33 ms a claim, measured);
@@ -756,12 +755,14 @@ s_round (s_proc_t *self, long limit)
     //  The gate (a session lock, see 007_process_workers.sql): held from before the claim
     //  until process_batch has locked the batch's people, so workers (and replicas) lock
     //  people in claim order and each person's events are applied in seq order
-    if (s_load_rules (self) || s_load_hoods (self))
-        goto done;
+    //  BEGIN goes with it: each round trip of a round is paid by every event waiting on it.
+    //  JIT off: with seqscan off, a plan holding any seq scan (the claim's one-row read of
+    //  the stamp) costs over 1e10 and was JIT-compiled, 480 ms a claim (measured)
     self->gate = true;
-    if (fs_pg_run (pg, "SELECT set_config ('enable_seqscan', 'off', true),"
-                       " set_config ('enable_bitmapscan', 'off', true),"
-                       " pg_advisory_lock (hashtext ('" S_LOCK_KEY "'))", 0, NULL))
+    if (fs_pg_script (pg, "BEGIN; SELECT set_config ('enable_seqscan', 'off', true),"
+                          " set_config ('enable_bitmapscan', 'off', true),"
+                          " set_config ('jit', 'off', true),"
+                          " pg_advisory_lock (hashtext ('" S_LOCK_KEY "'))"))
         goto done;
     //  While draining a backlog, rounds start after the last seq claimed: the index entries
     //  of events just processed are not skipped again and again. At least once a second, and
@@ -775,15 +776,26 @@ s_round (s_proc_t *self, long limit)
     snprintf (lim, sizeof lim, "%ld", limit);
     snprintf (after, sizeof after, "%lld", resume ? (long long) self->last_seq : 0LL);
     const char *values [2] = { lim, after };
+    //  With the rules' and territory's stamp (013_process_config_stamp.sql): both are read
+    //  again, before triage, only when it moved
     result = fs_pg_execb (pg,
         "SELECT e.ref::text, e.event,"
-        "       extract (epoch FROM now () - e.received_at)::float8::text, e.seq::text"
+        "       extract (epoch FROM now () - e.received_at)::float8::text, e.seq::text,"
+        "       (SELECT stamp FROM intake.process_config_stamp)::text"
         " FROM intake.events e WHERE e.processed_at IS NULL AND e.seq > $2::bigint"
         " ORDER BY e.seq LIMIT $1::int FOR UPDATE SKIP LOCKED",
         2, values, NULL, NULL, 1);
     if (!result)
         goto done;
     int n = PQntuples (result);
+    int64_t stamp = n > 0 ? atoll (PQgetvalue (result, 0, 4)) : 0;
+    if (n > 0 && stamp != self->config_stamp) {
+        if (s_load_rules (self) || s_load_hoods (self)) {
+            self->config_stamp = 0;
+            goto done;
+        }
+        self->config_stamp = stamp;
+    }
     for (int row = 0; row < n; row++) {
         s_event_t *ev = &self->events [self->nevents++];
         snprintf (ev->ref, sizeof ev->ref, "%s", PQgetvalue (result, row, 0));
@@ -914,6 +926,15 @@ s_connect (s_proc_t *self)
     return 0;
 }
 
+//  One eventfd per worker, made once and kept for the life of the process: ingest's writers
+//  may still signal after stop, and a closed descriptor's number could be reused meanwhile
+#define S_MAX_WORKERS 16
+static int s_wake_fds [S_MAX_WORKERS] = { -1, -1, -1, -1, -1, -1, -1, -1,
+                                          -1, -1, -1, -1, -1, -1, -1, -1 };
+//  Per worker (the index of its eventfd): true from when it is due for a round until it
+//  waits again. A wake-up goes to an idle worker, which claims at once (see intake_process_wake)
+static atomic_bool s_busy [S_MAX_WORKERS];
+
 //  Resets the wake-up: whatever was stored is claimed by the round that follows
 static void
 s_drain_wake (s_proc_t *self)
@@ -931,6 +952,10 @@ intake_process_actor (zsock_t *pipe, void *varg)
     self->args = (intake_process_args_t *) varg;
     self->pipe = pipe;
     self->wake = self->args->wake_fd;      //  read before the signal: the next worker's follows
+    int slot = -1;                          //  its index in s_wake_fds, -1 none (timer only)
+    for (int i = 0; i < S_MAX_WORKERS && self->wake >= 0; i++)
+        if (s_wake_fds [i] == self->wake)
+            slot = i;
     const fs_config_t *config = self->args->config;
     long batch = config->intake_process_batch;
     self->pg = fs_pg_new (config->pg_url);
@@ -952,6 +977,8 @@ intake_process_actor (zsock_t *pipe, void *varg)
     bool terminated = false;
     while (!terminated) {
         if (due && fs_mono_ms () >= next_try) {
+            if (slot >= 0)
+                atomic_store (&s_busy [slot], true);
             long limit = isolate > 0 ? 1 : batch;
             int rc = -1;
             if (s_connect (self) == 0)
@@ -998,6 +1025,8 @@ intake_process_actor (zsock_t *pipe, void *varg)
         if (self->wake >= 0)
             items [nitems++] = (zmq_pollitem_t) { NULL, self->wake, ZMQ_POLLIN, 0 };
         long timeout = config->intake_process_poll_ms;
+        if (!due && slot >= 0)
+            atomic_store (&s_busy [slot], false);
         if (due) {
             int64_t wait = next_try - fs_mono_ms ();
             timeout = wait > 0 ? (long) wait : 0;
@@ -1036,20 +1065,26 @@ intake_process_actor (zsock_t *pipe, void *varg)
 
 // ---- the service's hooks -----------------------------------------------------------------
 
-#define S_MAX_WORKERS 16
 static intake_process_args_t s_args;    //  one processor per process
 static zactor_t *s_actors [S_MAX_WORKERS];
-//  One eventfd per worker, made once and kept for the life of the process: ingest's writers
-//  may still signal after stop, and a closed descriptor's number could be reused meanwhile
-static int s_wake_fds [S_MAX_WORKERS] = { -1, -1, -1, -1, -1, -1, -1, -1,
-                                          -1, -1, -1, -1, -1, -1, -1, -1 };
 static atomic_int s_wake_count;         //  workers listening: the first s_wake_count fds
 
+//  One idle worker is enough: it claims what was stored as soon as it wakes. Waking every
+//  worker made the busy ones run a round each after theirs, most finding nothing or a
+//  straggler, and each round costs every waiting event its round trips. When all are busy,
+//  all are woken: whichever finishes first claims it. Never lost: the worker woken runs a
+//  round after it reads its eventfd, and that round's claim sees this commit
 void
 intake_process_wake (void)
 {
     int n = atomic_load (&s_wake_count);
     uint64_t one = 1;
+    for (int i = 0; i < n; i++)
+        if (s_wake_fds [i] >= 0 && !atomic_load (&s_busy [i])) {
+            if (write (s_wake_fds [i], &one, sizeof one) < 0)
+                continue;       //  EAGAIN: a wake-up is pending already: it will run a round
+            return;
+        }
     for (int i = 0; i < n; i++)
         if (s_wake_fds [i] >= 0 && write (s_wake_fds [i], &one, sizeof one) < 0)
             continue;           //  EAGAIN: a wake-up is pending already; the timer covers others
