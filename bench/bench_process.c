@@ -485,6 +485,8 @@ typedef struct {
     double stage_p50 [S_MAX_RATES][S_STAGES];
     double stage_p99 [S_MAX_RATES][S_STAGES];
     double latency_processed [S_MAX_RATES];
+    double latency_cpu [S_MAX_RATES];       /* intake + PostgreSQL CPU us per event */
+    double latency_per_round [S_MAX_RATES]; /* events per processing transaction */
 } s_rep_t;
 
 //  The stages of (c), in the order of s_rep_t's arrays. The receipt is read by the publisher
@@ -499,8 +501,8 @@ static const char *s_stage_names [S_STAGES] = {
 //  Publishes rate/s for the configured seconds, waits until every event is processed, reads
 //  each one's claim and commit times. 0, or -1 when the run was incomplete
 static int
-s_latency (const s_options_t *options, PGconn *conn, const char *tag, int people, int run,
-           int k, bool commit_ts, s_rep_t *rep)
+s_latency (const s_options_t *options, PGconn *conn, pid_t pid, const char *tag, int people,
+           int run, int k, bool commit_ts, s_rep_t *rep)
 {
     int rate = options->rates [k];
     int n = rate * options->latency_seconds;
@@ -513,6 +515,9 @@ s_latency (const s_options_t *options, PGconn *conn, const char *tag, int people
         stage [s] = (double *) calloc ((size_t) n + 1, sizeof (double));
     assert (timing.sent && timing.receipt && timing.refs);
     double first, last;
+    //  CPU of the whole pipeline (intake: ingest and processor; PostgreSQL: all backends),
+    //  the figure a shared host's load blurs least
+    double cpu0 = fs_bench_cpu_seconds (pid) + fs_bench_children_cpu (options->postmaster);
     int accepted = s_publish (options, tag, people, n, rate, &timing, &first, &last);
     rep->failed += n - accepted;
     double pending = 1;
@@ -520,6 +525,7 @@ s_latency (const s_options_t *options, PGconn *conn, const char *tag, int people
         usleep (20 * 1000);
         pending = s_pg_value (conn, s_any_pending_sql, NULL, 0);
     }
+    double cpu = fs_bench_cpu_seconds (pid) + fs_bench_children_cpu (options->postmaster) - cpu0;
     //  The refs as one array parameter
     size_t cap = (size_t) n * (FS_UUID_LEN + 1) + 3, len = 0;
     char *refs = (char *) malloc (cap);
@@ -537,14 +543,15 @@ s_latency (const s_options_t *options, PGconn *conn, const char *tag, int people
     const char *params [1] = { refs };
     PGresult *result = PQexecParams (conn, commit_ts
         ? "SELECT ref::text, extract (epoch FROM processed_at)::float8,"
-          " extract (epoch FROM pg_xact_commit_timestamp (xmin))::float8"
+          " extract (epoch FROM pg_xact_commit_timestamp (xmin))::float8, xmin::text"
           " FROM intake.events WHERE ref = ANY ($1::uuid[]) AND processed_at IS NOT NULL"
         : "SELECT ref::text, extract (epoch FROM processed_at)::float8,"
-          " extract (epoch FROM processed_at)::float8"
+          " extract (epoch FROM processed_at)::float8, xmin::text"
           " FROM intake.events WHERE ref = ANY ($1::uuid[]) AND processed_at IS NOT NULL",
         1, NULL, params, NULL, NULL, 0);
     size_t m = 0;
     double committed_first = 0, committed_last = 0;
+    zhashx_t *rounds = zhashx_new ();          //  the processing transactions (xmin)
     if (PQresultStatus (result) == PGRES_TUPLES_OK) {
         for (int row = 0; row < PQntuples (result); row++) {
             double *receipt = (double *) zhashx_lookup (index, PQgetvalue (result, row, 0));
@@ -562,12 +569,16 @@ s_latency (const s_options_t *options, PGconn *conn, const char *tag, int people
                 committed_first = committed;
             if (committed > committed_last)
                 committed_last = committed;
+            zhashx_update (rounds, PQgetvalue (result, row, 3), rounds);
             m++;
         }
     }
     else
         fprintf (stderr, "bench_process: latency: %s", PQerrorMessage (conn));
     PQclear (result);
+    rep->latency_per_round [k] = zhashx_size (rounds) ? (double) m / zhashx_size (rounds) : 0;
+    rep->latency_cpu [k] = m ? 1e6 * cpu / m : 0;
+    zhashx_destroy (&rounds);
     zhashx_destroy (&index);
     free (refs);
     for (int s = 0; s < S_STAGES; s++) {
@@ -577,9 +588,10 @@ s_latency (const s_options_t *options, PGconn *conn, const char *tag, int people
     double max = m ? stage [4][m - 1] : 0;     //  sorted by the percentile
     rep->latency_processed [k] = committed_last > committed_first
                                ? (m - 1) / (committed_last - committed_first) : 0;
-    printf ("  run %d latency %d/s x %d s: %lu of %d processed (%.0f/s); p50/p99 ms:",
+    printf ("  run %d latency %d/s x %d s: %lu of %d processed (%.0f/s), %.1f per transaction,"
+            " CPU %.0f us per event (intake + PostgreSQL); p50/p99 ms:",
             run + 1, rate, options->latency_seconds, (unsigned long) m, n,
-            rep->latency_processed [k]);
+            rep->latency_processed [k], rep->latency_per_round [k], rep->latency_cpu [k]);
     for (int s = 0; s < S_STAGES; s++)
         printf (" %s %.1f/%.1f%s", s_stage_names [s], rep->stage_p50 [k][s],
                 rep->stage_p99 [k][s], s < S_STAGES - 1 ? ";" : "");
@@ -758,8 +770,8 @@ s_repetition (const s_options_t *options, PGconn *conn, const char *run_tag, int
     for (int k = 0; k < options->nrates && rc == 0; k++) {
         char tag [64];
         snprintf (tag, sizeof tag, "%s-l%d-%d", run_tag, run, k);
-        if (s_latency (options, conn, tag, 6 + run * options->nrates + k, run, k, commit_ts,
-                       rep))
+        if (s_latency (options, conn, pid, tag, 6 + run * options->nrates + k, run, k,
+                       commit_ts, rep))
             rc = -1;
     }
     //  Anything the processor could not apply is a failure of the run
@@ -895,7 +907,7 @@ main (int argc, char **argv)
            lagmax [64], age50 [64], agemax [64], drain [64], rss [64], cpu [64], pg_cpu [64],
            per_cpu [64], ratio_backlog [64], ratio_paced [64];
     static double p50 [S_MAX_RATES][S_STAGES][64], p99 [S_MAX_RATES][S_STAGES][64],
-                  done [S_MAX_RATES][64];
+                  done [S_MAX_RATES][64], lcpu [S_MAX_RATES][64], per [S_MAX_RATES][64];
     for (int r = 0; r < reps; r++) {
         s_rep_t rep;
         if (s_repetition (&options, conn, run_tag, r, commit_ts, &rep))
@@ -920,6 +932,8 @@ main (int argc, char **argv)
         ratio_paced [r] = 100.0 * rep.paced_processed / options.rate;
         for (int k = 0; k < options.nrates; k++) {
             done [k][r] = rep.latency_processed [k];
+            lcpu [k][r] = rep.latency_cpu [k];
+            per [k][r] = rep.latency_per_round [k];
             for (int st = 0; st < S_STAGES; st++) {
                 p50 [k][st][r] = rep.stage_p50 [k][st];
                 p99 [k][st][r] = rep.stage_p99 [k][st];
@@ -973,6 +987,10 @@ main (int argc, char **argv)
     for (int k = 0; k < options.nrates; k++) {
         snprintf (label, sizeof label, "latency %d/s: processed/s", options.rates [k]);
         s_row (label, 0, done [k], reps, "", -1);
+        snprintf (label, sizeof label, "latency %d/s: events per transaction", options.rates [k]);
+        s_row (label, 1, per [k], reps, "", -1);
+        snprintf (label, sizeof label, "latency %d/s: CPU us per event", options.rates [k]);
+        s_row (label, 0, lcpu [k], reps, "", -1);
         for (int st = 0; st < S_STAGES; st++) {
             snprintf (label, sizeof label, "  %s p50 ms", s_stage_names [st]);
             s_row (label, 1, p50 [k][st], reps, "", -1);
