@@ -5,6 +5,8 @@
 #define FS_RELAY_LOCK_RETRY_MS 1000
 //  A row this many retry times old is lost when a row sent after it has been acknowledged
 #define FS_RELAY_LOST_RETRIES 3
+//  Probes of a silent consumer back off, doubling, up to this many retry times apart
+#define FS_RELAY_PROBE_RETRIES_MAX 32
 
 typedef struct {
     int64_t seq;                /* its outbox row */
@@ -20,6 +22,7 @@ typedef struct {
     int64_t acked_sent;         /* send time of the newest row sent once it acknowledged */
     int64_t probe_acked;        /* send time of a re-sent row it acknowledged, while no row
                                    sent before that was acknowledged since (0: none) */
+    int64_t probe_wait;         /* ms from a probe to the next while silent (0: retry) */
     bool wanted;                /* a send round may find rows for it */
 } s_consumer_t;
 
@@ -72,6 +75,7 @@ s_forget_flights (s_relay_t *self)
         self->consumers [i].last_ack = 0;
         self->consumers [i].acked_sent = 0;
         self->consumers [i].probe_acked = 0;
+        self->consumers [i].probe_wait = 0;
     }
 }
 
@@ -153,9 +157,14 @@ s_due (s_relay_t *self, s_consumer_t *consumer, int64_t now, int64_t *due)
     if (silent)
         consumer->probe_acked = 0;
     //  Silent: the oldest alone, as a probe; always the oldest, so a consumer down for long
-    //  gets that one again and again, not the window one by one
-    if (n == 0 && silent && oldest && now - oldest->sent_at >= retry)
+    //  gets that one again and again, not the window one by one; less and less often, as
+    //  with one endpoint the probes queue for it until it comes back
+    int64_t wait = consumer->probe_wait ? consumer->probe_wait : retry;
+    if (n == 0 && silent && oldest && now - oldest->sent_at >= wait) {
         due [n++] = oldest->seq;
+        consumer->probe_wait = 2 * wait < FS_RELAY_PROBE_RETRIES_MAX * retry
+                             ? 2 * wait : FS_RELAY_PROBE_RETRIES_MAX * retry;
+    }
     qsort (due, n, sizeof (int64_t), s_seq_compare);
     return n;
 }
@@ -326,6 +335,7 @@ s_read_acks (s_relay_t *self, s_consumer_t *consumer)
         //  Any ack says the consumer is alive; what it says of the rows sent before this
         //  one depends on whether this one was sent once (s_due)
         consumer->last_ack = fs_mono_ms ();
+        consumer->probe_wait = 0;
         s_flight_t *flight = (s_flight_t *) zhashx_lookup (consumer->inflight, ack.id);
         if (flight && flight->sends > 1)
             consumer->probe_acked = flight->sent_at;

@@ -15,7 +15,8 @@
       (the consumer went on without it: dropped on a reconnect, or by a replica that died)
       is re-sent;
     - silent: no ack for R (dead, restarted, stalled, or everything lost): the oldest row in
-      flight, when R old, is re-sent alone as a probe, again every R while silent;
+      flight, when R old, is re-sent alone as a probe; again while silent, 2 R later, then
+      4 R, ... up to 32 R apart (with one endpoint, probes queue for a consumer that is down);
     - answered probe: a re-sent row is acknowledged and then the consumer is silent for R
       again, with no ack meanwhile for a row sent before that re-send (which would show it is
       still working through them): every row in flight sent before it is lost and re-sent,

@@ -326,9 +326,9 @@ Test (relay_resend, lost_envelope_is_resent_while_acks_flow)
 }
 
 //  A consumer that answers nothing (dead, restarted, or all lost): while silent only the
-//  oldest envelope is re-sent, as a probe (not the whole window); once it acknowledges the
-//  probe and has nothing more to say for a retry time, the others (sent before the probe,
-//  so lost) are re-sent, once
+//  oldest envelope is re-sent, as a probe (not the whole window), less and less often; once
+//  it acknowledges the probe and has nothing more to say for a retry time, the others (sent
+//  before the probe, so lost) are re-sent, once
 Test (relay_resend, silent_consumer_gets_a_probe_then_the_rest)
 {
     enum { N = 20 };
@@ -336,14 +336,17 @@ Test (relay_resend, silent_consumer_gets_a_probe_then_the_rest)
     s_emit (world, N);
     s_relay_start (world);
     s_consumer_t *consumer = &world->consumer;
-    //  Deaf: receives, acknowledges nothing, for 2.5 retry times
-    int64_t end = fs_mono_ms () + 2500;
+    //  Deaf: receives, acknowledges nothing, for 4.5 retry times
+    int64_t end = fs_mono_ms () + 4500;
     int64_t now;
     while ((now = fs_mono_ms ()) < end)
         s_receive (consumer, (int) (end - now));
     cr_assert_eq (consumer->nids, N);
     //  The oldest came again (probes), nothing else did
     cr_assert_geq (consumer->counts [0], 2, "no probe while silent");
+    //  Backing off: probes at 1 and 3 retry times (the next at 7), not one every retry time
+    cr_assert_leq (consumer->counts [0], 3, "%d probes in 4.5 retry times",
+                   consumer->counts [0] - 1);
     for (int i = 1; i < N; i++)
         cr_assert_eq (consumer->counts [i], 1, "envelope %d received %d times while silent",
                       i, consumer->counts [i]);
