@@ -298,6 +298,8 @@ static const char s_merge_sql [] =
     "           RETURNING doc_type || ':' || doc_number AS k),"
     " c AS (UPDATE intake.cases SET person_id = $1 WHERE person_id = $2 RETURNING id),"
     " s AS (UPDATE intake.consents SET person_id = $1 WHERE person_id = $2 RETURNING id),"
+    " b AS (UPDATE intake.benefit_applications SET person_id = $1 WHERE person_id = $2"
+    "       RETURNING event_ref),"
     " keep_home AS (SELECT count(*) > 0 AS has FROM intake.household_members"
     "               WHERE person_id = $1 AND until IS NULL),"
     " mv AS (UPDATE intake.household_members SET person_id = $1"
@@ -307,14 +309,35 @@ static const char s_merge_sql [] =
     "        WHERE person_id = $2 AND until IS NULL AND (SELECT has FROM keep_home)"
     "        RETURNING id)"
     " INSERT INTO intake.merges (keep_id, merged_id, merged_by, reason, moved_documents,"
-    "   moved_cases, moved_consents, moved_memberships, closed_memberships)"
+    "   moved_cases, moved_consents, moved_memberships, closed_memberships, moved_benefits)"
     " SELECT $1, $2, $3, $4, ARRAY (SELECT k FROM d ORDER BY k),"
     "   ARRAY (SELECT id FROM c ORDER BY id),"
     "   ARRAY (SELECT id FROM s ORDER BY id), ARRAY (SELECT id FROM mv ORDER BY id),"
-    "   ARRAY (SELECT id FROM cl ORDER BY id)"
+    "   ARRAY (SELECT id FROM cl ORDER BY id), ARRAY (SELECT event_ref FROM b ORDER BY event_ref)"
     " RETURNING id::text, cardinality (moved_documents), cardinality (moved_cases),"
     "   cardinality (moved_consents), cardinality (moved_memberships),"
-    "   cardinality (closed_memberships)";
+    "   cardinality (closed_memberships), cardinality (moved_benefits)";
+
+//  The person facts routing reads (sex, padró registration): the kept file's own win; what
+//  it lacks it takes from the merged file, and the merge ($3) records what it took. Both
+//  files are locked (s_lock_persons_sql), so the two reads and the write agree
+static const char s_merge_facts_sql [] =
+    "WITH f AS (SELECT k.sex IS NULL AND m.sex IS NOT NULL AS take_sex, m.sex,"
+    "   k.registered_by IS NULL AND m.registered_by IS NOT NULL AS take_reg, m.registered_key,"
+    "   m.registered_hood, m.registered_on, m.registered_by"
+    "   FROM intake.persons k, intake.persons m WHERE k.id = $1 AND m.id = $2),"
+    " u AS (UPDATE intake.persons k"
+    "   SET sex = CASE WHEN f.take_sex THEN f.sex ELSE k.sex END,"
+    "   registered_key = CASE WHEN f.take_reg THEN f.registered_key ELSE k.registered_key END,"
+    "   registered_hood = CASE WHEN f.take_reg THEN f.registered_hood ELSE k.registered_hood END,"
+    "   registered_on = CASE WHEN f.take_reg THEN f.registered_on ELSE k.registered_on END,"
+    "   registered_by = CASE WHEN f.take_reg THEN f.registered_by ELSE k.registered_by END,"
+    "   updated_at = now ()"
+    "   FROM f WHERE k.id = $1 AND (f.take_sex OR f.take_reg))"
+    " UPDATE intake.merges SET taken_sex = CASE WHEN f.take_sex THEN f.sex END,"
+    "   taken_registration = CASE WHEN f.take_reg THEN f.registered_by END"
+    " FROM f WHERE id = $3::bigint"
+    " RETURNING coalesce (taken_sex, ''), coalesce (taken_registration::text, '')";
 
 //  The named candidate, or any pending one of the pair, is decided by this merge
 static const char s_merge_candidates_sql [] =
@@ -414,13 +437,23 @@ s_merge (fs_server_t *server, int argc, char **argv)
     char merge_id [24], summary [200];
     snprintf (merge_id, sizeof merge_id, "%s", PQgetvalue (result, 0, 0));
     snprintf (summary, sizeof summary, "%s document(s), %s case(s), %s consent(s), %s household"
-              " membership(s) moved, %s closed (the kept file's household stands)",
-              PQgetvalue (result, 0, 1), PQgetvalue (result, 0, 2), PQgetvalue (result, 0, 3),
-              PQgetvalue (result, 0, 4), PQgetvalue (result, 0, 5));
+              " membership(s) moved, %s closed (the kept file's household stands), %s benefit"
+              " application(s) moved", PQgetvalue (result, 0, 1), PQgetvalue (result, 0, 2),
+              PQgetvalue (result, 0, 3), PQgetvalue (result, 0, 4), PQgetvalue (result, 0, 5),
+              PQgetvalue (result, 0, 6));
     PQclear (result);
     values [4] = merge_id;
     const char *set [2] = { keep, merged };
-    char candidates [200] = "";
+    char candidates [200] = "", facts [200];
+    result = fs_pg_exec (pg, s_merge_facts_sql, 3, (const char *[]) { keep, merged, merge_id });
+    if (!result)
+        return s_failed (pg, cmd);
+    const char *taken_sex = PQgetvalue (result, 0, 0), *taken_reg = PQgetvalue (result, 0, 1);
+    snprintf (facts, sizeof facts, "sex: %s%s; padró registration: %s%s",
+              *taken_sex ? "taken from the merged file, " : "the kept file's own (or none)",
+              taken_sex, *taken_reg ? "taken from the merged file, event " : "the kept file's"
+              " own (or none)", taken_reg);
+    PQclear (result);
     if (fs_pg_run (pg, "UPDATE intake.persons SET merged_into = $1, updated_at = now ()"
                        " WHERE id = $2", 2, set))
         return s_failed (pg, cmd);
@@ -438,9 +471,9 @@ s_merge (fs_server_t *server, int argc, char **argv)
     fs_proto_clear (&fs_person_merged_type, &event);
     if (rc || fs_pg_commit (pg))
         return s_failed (pg, cmd);
-    printf ("merge %s: %s merged into %s by %s\n  %s\n  candidates marked merged: %s\n"
+    printf ("merge %s: %s merged into %s by %s\n  %s\n  %s\n  candidates marked merged: %s\n"
             "  undo with: finestra-intake unmerge %s --by WHO --reason TEXT\n", merge_id, merged,
-            keep, by, summary, *candidates ? candidates : "none", merge_id);
+            keep, by, summary, facts, *candidates ? candidates : "none", merge_id);
     return 0;
 }
 
@@ -461,16 +494,40 @@ static const char s_unmerge_sql [] =
     "        WHERE x.person_id = m.keep_id AND x.id = ANY (m.moved_memberships) RETURNING 1),"
     " cl AS (UPDATE intake.household_members x SET until = NULL FROM m"
     "        WHERE x.person_id = m.merged_id AND x.until IS NOT NULL"
-    "        AND x.id = ANY (m.closed_memberships) RETURNING 1)"
+    "        AND x.id = ANY (m.closed_memberships) RETURNING 1),"
+    " b AS (UPDATE intake.benefit_applications x SET person_id = m.merged_id FROM m"
+    "       WHERE x.person_id = m.keep_id AND x.event_ref = ANY (m.moved_benefits) RETURNING 1)"
     " SELECT (SELECT count(*) FROM d) = cardinality (m.moved_documents),"
     "        (SELECT count(*) FROM c) = cardinality (m.moved_cases),"
     "        (SELECT count(*) FROM s) = cardinality (m.moved_consents),"
     "        (SELECT count(*) FROM mv) = cardinality (m.moved_memberships),"
     "        (SELECT count(*) FROM cl) = cardinality (m.closed_memberships),"
+    "        (SELECT count(*) FROM b) = cardinality (m.moved_benefits),"
     "        cardinality (m.moved_documents), cardinality (m.moved_cases),"
     "        cardinality (m.moved_consents), cardinality (m.moved_memberships),"
-    "        cardinality (m.closed_memberships)"
+    "        cardinality (m.closed_memberships), cardinality (m.moved_benefits)"
     " FROM m";
+
+//  The facts the kept file took from the merged one go back to none, unless a later event
+//  gave the kept file its own since (then that stands, and the operator is told). Returns
+//  what the merge took, and whether each was put back
+static const char s_unmerge_facts_sql [] =
+    "WITH m AS (SELECT * FROM intake.merges WHERE id = $1::bigint),"
+    " k AS (SELECT p.* FROM intake.persons p, m WHERE p.id = m.keep_id),"
+    " f AS (SELECT m.taken_sex IS NOT NULL AND k.sex IS NOT DISTINCT FROM m.taken_sex AS put_sex,"
+    "   m.taken_registration IS NOT NULL"
+    "   AND k.registered_by IS NOT DISTINCT FROM m.taken_registration AS put_reg"
+    "   FROM m, k),"
+    " u AS (UPDATE intake.persons p"
+    "   SET sex = CASE WHEN f.put_sex THEN NULL ELSE p.sex END,"
+    "   registered_key = CASE WHEN f.put_reg THEN NULL ELSE p.registered_key END,"
+    "   registered_hood = CASE WHEN f.put_reg THEN NULL ELSE p.registered_hood END,"
+    "   registered_on = CASE WHEN f.put_reg THEN NULL ELSE p.registered_on END,"
+    "   registered_by = CASE WHEN f.put_reg THEN NULL ELSE p.registered_by END,"
+    "   updated_at = now ()"
+    "   FROM f, m WHERE p.id = m.keep_id AND (f.put_sex OR f.put_reg))"
+    " SELECT coalesce (m.taken_sex, ''), f.put_sex, coalesce (m.taken_registration::text, ''),"
+    "   f.put_reg FROM m, f";
 
 static int
 s_unmerge (fs_server_t *server, int argc, char **argv)
@@ -536,21 +593,37 @@ s_unmerge (fs_server_t *server, int argc, char **argv)
     result = fs_pg_exec (pg, s_unmerge_sql, 1, id);
     if (!result)
         return s_failed (pg, cmd);
-    const char *what [5] = { "documents", "cases", "consents", "moved household memberships",
-                             "closed household memberships" };
-    for (int col = 0; col < 5 && !*why; col++)
+    const char *what [6] = { "documents", "cases", "consents", "moved household memberships",
+                             "closed household memberships", "benefit applications" };
+    for (int col = 0; col < 6 && !*why; col++)
         if (!streq (PQgetvalue (result, 0, col), "t"))
             snprintf (why, sizeof why, "not all of the %s %s moved by merge %s are where it put"
                       " them any more: it cannot be put back exactly",
-                      PQgetvalue (result, 0, col + 5), what [col], merge_id);
-    char summary [200];
+                      PQgetvalue (result, 0, col + 6), what [col], merge_id);
+    char summary [300];
     snprintf (summary, sizeof summary, "%s document(s), %s case(s), %s consent(s), %s household"
-              " membership(s) put back, %s reopened", PQgetvalue (result, 0, 5),
+              " membership(s) put back, %s reopened, %s benefit application(s) put back",
               PQgetvalue (result, 0, 6), PQgetvalue (result, 0, 7), PQgetvalue (result, 0, 8),
-              PQgetvalue (result, 0, 9));
+              PQgetvalue (result, 0, 9), PQgetvalue (result, 0, 10), PQgetvalue (result, 0, 11));
     PQclear (result);
     if (*why)
         return s_refuse (pg, cmd, "%s", why);
+
+    result = fs_pg_exec (pg, s_unmerge_facts_sql, 1, id);
+    if (!result)
+        return s_failed (pg, cmd);
+    char facts [300] = "";
+    if (*PQgetvalue (result, 0, 0))
+        snprintf (facts, sizeof facts, "%s", streq (PQgetvalue (result, 0, 1), "t")
+                  ? "; the sex it took is taken back"
+                  : "; the sex it took was since given by a later event: it stays");
+    if (*PQgetvalue (result, 0, 2))
+        snprintf (facts + strlen (facts), sizeof facts - strlen (facts), "%s",
+                  streq (PQgetvalue (result, 0, 3), "t")
+                  ? "; the padró registration it took is taken back"
+                  : "; the padró registration it took was since replaced: the new one stays");
+    PQclear (result);
+    snprintf (summary + strlen (summary), sizeof summary - strlen (summary), "%s", facts);
 
     const char *undo [3] = { merge_id, by, reason };
     if (fs_pg_run (pg, "UPDATE intake.persons SET merged_into = NULL, updated_at = now ()"

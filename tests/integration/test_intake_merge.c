@@ -596,3 +596,130 @@ Test (intake_merge, concurrent_decisions_serialise)
     s_expect_text ("SELECT count(*) FROM intake.outbox", "0");
     PQfinish (other);
 }
+
+//  ----------------------------------------------------------------------------------------
+//  The person facts routing reads (migration 011): B is a woman registered on the padró with
+//  two benefit applications; C has a sex and a registration of her own; A has one application
+
+#define EV_REG_B "eeeeeeee-0000-4000-8000-0000000000b1"
+#define EV_REG_C "eeeeeeee-0000-4000-8000-0000000000c1"
+#define EV_REG_A "eeeeeeee-0000-4000-8000-0000000000a1"
+
+static const char s_facts_fixture [] =
+    "UPDATE intake.persons SET sex = 'female', registered_key = 'k2', registered_hood = '01',"
+    " registered_on = '2019-05-06', registered_by = '" EV_REG_B "' WHERE id = '" B "';"
+    "UPDATE intake.persons SET sex = 'non_binary', registered_key = 'k2',"
+    " registered_hood = '02', registered_on = '2021-01-01', registered_by = '" EV_REG_C "'"
+    " WHERE id = '" C "';"
+    "INSERT INTO intake.benefit_applications VALUES"
+    " ('ffffffff-0000-4000-8000-0000000000b1', '" B "', 'ingreso_minimo_vital',"
+    "  '2026-03-01', 'benefits', 'IMV-1'),"
+    " ('ffffffff-0000-4000-8000-0000000000b2', '" B "', 'housing_aid', '2026-05-01',"
+    "  'benefits', 'HA-2'),"
+    " ('ffffffff-0000-4000-8000-0000000000a1', '" A "', 'food_aid', '2026-04-01',"
+    "  'benefits', 'FA-1');";
+
+//  Every file's facts and whose each benefit application is
+static const char s_facts_sql [] =
+    "SELECT concat_ws (E'\\n',"
+    " (SELECT string_agg (id || ':' || coalesce (sex, '-') || ':'"
+    "  || coalesce (registered_key, '-') || ':' || coalesce (registered_hood, '-') || ':'"
+    "  || coalesce (registered_on::text, '-') || ':' || coalesce (registered_by::text, '-'),"
+    "  ',' ORDER BY id) FROM intake.persons),"
+    " (SELECT string_agg (application_ref || '>' || person_id, ',' ORDER BY application_ref)"
+    "  FROM intake.benefit_applications))";
+
+Test (intake_merge, merge_carries_person_facts)
+{
+    s_sql (s_facts_fixture);
+    char *before = s_text (s_facts_sql);
+    char *registry = s_text (s_registry_sql);
+    //  A has no sex or registration of her own: she takes B's; B's applications follow her
+    cr_assert_eq (s_run ("merge", A, B, S_AUDIT, NULL), 0, "%s", s_err);
+    cr_expect (strstr (s_out, "(the kept file's household stands), 2 benefit application(s)"
+                              " moved\n"), "%s", s_out);
+    cr_expect (strstr (s_out, "  sex: taken from the merged file, female; padró registration:"
+                              " taken from the merged file, event " EV_REG_B "\n"), "%s", s_out);
+    s_expect_text ("SELECT concat_ws (':', sex, registered_key, registered_hood, registered_on,"
+                   " registered_by) FROM intake.persons WHERE id = '" A "'",
+                   "female:k2:01:2019-05-06:" EV_REG_B);
+    //  B's own stay on B (for its unmerge); the applications are A's
+    s_expect_text ("SELECT concat_ws (':', sex, registered_by) FROM intake.persons"
+                   " WHERE id = '" B "'", "female:" EV_REG_B);
+    s_expect_text ("SELECT string_agg (application_ref, ',' ORDER BY application_ref)"
+                   " FROM intake.benefit_applications WHERE person_id = '" A "'",
+                   "FA-1,HA-2,IMV-1");
+    s_expect_text ("SELECT concat_ws ('|', moved_benefits, taken_sex, taken_registration)"
+                   " FROM intake.merges",
+                   "{ffffffff-0000-4000-8000-0000000000b1,ffffffff-0000-4000-8000-0000000000b2}"
+                   "|female|" EV_REG_B);
+
+    //  Unmerge puts back what the merge moved and took
+    cr_assert_eq (s_run ("unmerge", "1", S_AUDIT, NULL), 0, "%s", s_err);
+    cr_expect (strstr (s_out, "1 reopened, 2 benefit application(s) put back; the sex it took is"
+                              " taken back; the padró registration it took is taken back\n"),
+               "%s", s_out);
+    char *after = s_text (s_facts_sql);
+    cr_expect_str_eq (after, before);
+    free (after);
+    after = s_text (s_registry_sql);
+    cr_expect_str_eq (after, registry);
+    free (after);
+    free (before);
+    free (registry);
+}
+
+Test (intake_merge, kept_file_facts_win)
+{
+    //  C has her own sex and registration: they stand; B's applications still move
+    s_sql (s_facts_fixture);
+    char *before = s_text (s_facts_sql);
+    cr_assert_eq (s_run ("merge", C, B, S_AUDIT, NULL), 0, "%s", s_err);
+    cr_expect (strstr (s_out, "  sex: the kept file's own (or none); padró registration: the"
+                              " kept file's own (or none)\n"), "%s", s_out);
+    s_expect_text ("SELECT concat_ws (':', sex, registered_hood, registered_by)"
+                   " FROM intake.persons WHERE id = '" C "'", "non_binary:02:" EV_REG_C);
+    s_expect_text ("SELECT count(*) FROM intake.benefit_applications"
+                   " WHERE person_id = '" C "'", "2");
+    s_expect_text ("SELECT concat_ws ('|', cardinality (moved_benefits), taken_sex IS NULL,"
+                   " taken_registration IS NULL) FROM intake.merges", "2|t|t");
+    cr_assert_eq (s_run ("unmerge", "1", S_AUDIT, NULL), 0, "%s", s_err);
+    cr_expect (!strstr (s_out, "it took"), "%s", s_out);
+    char *after = s_text (s_facts_sql);
+    cr_expect_str_eq (after, before);
+    free (before);
+    free (after);
+}
+
+Test (intake_merge, unmerge_keeps_facts_given_while_merged)
+{
+    //  While merged, events gave A a sex and registration of her own (the processor writes
+    //  the surviving file): unmerge leaves them, says so, and still puts the applications back
+    s_sql (s_facts_fixture);
+    cr_assert_eq (s_run ("merge", A, B, S_AUDIT, NULL), 0, "%s", s_err);
+    s_sql ("UPDATE intake.persons SET sex = 'male', registered_key = 'k1', registered_hood = '01',"
+           " registered_on = '2026-11-01', registered_by = '" EV_REG_A "' WHERE id = '" A "'");
+    cr_assert_eq (s_run ("unmerge", "1", S_AUDIT, NULL), 0, "%s", s_err);
+    cr_expect (strstr (s_out, "; the sex it took was since given by a later event: it stays;"
+                              " the padró registration it took was since replaced: the new one"
+                              " stays\n"), "%s", s_out);
+    s_expect_text ("SELECT concat_ws (':', sex, registered_key, registered_by)"
+                   " FROM intake.persons WHERE id = '" A "'", "male:k1:" EV_REG_A);
+    s_expect_text ("SELECT string_agg (application_ref || '>' || person_id, ','"
+                   " ORDER BY application_ref) FROM intake.benefit_applications",
+                   "FA-1>" A ",HA-2>" B ",IMV-1>" B);
+}
+
+Test (intake_merge, moved_benefit_gone_refuses_unmerge)
+{
+    s_sql (s_facts_fixture);
+    cr_assert_eq (s_run ("merge", A, B, S_AUDIT, NULL), 0, "%s", s_err);
+    s_sql ("UPDATE intake.benefit_applications SET person_id = '" D "'"
+           " WHERE application_ref = 'HA-2'");
+    s_refused ("not all of the 2 benefit applications moved by merge 1 are where it put them",
+               "unmerge", "1", S_AUDIT, NULL, NULL, NULL);
+    //  Nothing was half put back: A still has her taken sex, B is still merged
+    s_expect_text ("SELECT string_agg (concat_ws (':', sex, merged_into), ',' ORDER BY id)"
+                   " FROM intake.persons WHERE id IN ('" A "', '" B "')",
+                   "female,female:" A);
+}
