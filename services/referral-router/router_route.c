@@ -43,9 +43,8 @@ s_count (int outcome)
 
 // ---- small helpers ---------------------------------------------------------------------
 
-//  A PostgreSQL array literal of list (n strings) in chunk, NUL-terminated: {"a","b"}
-static void
-s_array (zchunk_t *chunk, const char *const *list, size_t n)
+void
+router_sql_array (zchunk_t *chunk, const char *const *list, size_t n)
 {
     zchunk_extend (chunk, "{", 1);
     for (size_t i = 0; i < n; i++) {
@@ -237,9 +236,8 @@ s_consents_read (fs_pg_t *pg, const char *persons)
         " ORDER BY person_id, consent_id FOR SHARE", 2, values);
 }
 
-//  True when the S_SEP list text holds item
-static bool
-s_listed (const char *text, const char *item)
+bool
+router_list_has (const char *text, const char *item)
 {
     size_t len = strlen (item);
     for (const char *p = text; p && *p; ) {
@@ -264,7 +262,7 @@ s_consent_eval (PGresult *rows, const char *person, const char *recipient, const
     *nids = 0;
     for (int row = 0; person && row < PQntuples (rows); row++) {
         if (!streq (PQgetvalue (rows, row, 0), person)
-        ||  !s_listed (PQgetvalue (rows, row, 3), recipient))
+        ||  !router_list_has (PQgetvalue (rows, row, 3), recipient))
             continue;               //  another person's, or not for this recipient
         if (streq (PQgetvalue (rows, row, 2), "withdrawn"))
             withdrawn = true;
@@ -447,7 +445,7 @@ s_dispatch (fs_server_t *server, fs_pg_t *pg, const char *id, uint32_t categorie
     if (rc == 0) {
         const char *cats [ROUTER_DATA_COUNT];
         zchunk_t *sent_list = zchunk_new (NULL, 64);
-        s_array (sent_list, cats, s_bit_names (sent, router_data_name, cats, ROUTER_DATA_COUNT));
+        router_sql_array (sent_list, cats, s_bit_names (sent, router_data_name, cats, ROUTER_DATA_COUNT));
         const char *values [8] = { id, package.target, feed ? "feed" : "internal", destination,
                                    data, (const char *) zchunk_data (sent_list),
                                    categories ? basis : NULL, consents ? consents : "{}" };
@@ -526,7 +524,7 @@ s_consent_and_send (fs_server_t *server, fs_pg_t *pg, const char *id, const char
     for (size_t i = 0; i < nids; i++)
         list [i] = ids [i];
     zchunk_t *consents = zchunk_new (NULL, 128);
-    s_array (consents, list, nids);
+    router_sql_array (consents, list, nids);
     int rc = s_status (server, pg, id, event_ref, cause, "on-hold", "requested", NULL, NULL)
           || s_dispatch (server, pg, id, send, "consent", (const char *) zchunk_data (consents),
                          cause);
@@ -1225,10 +1223,10 @@ s_route_batch (fs_inbox_ctx_t **ctxs, size_t n)
                 plans [i].live = false;
         list [i] = plans [i].req->event_ref;
     }
-    s_array (refs, list, n);
+    router_sql_array (refs, list, n);
     for (size_t i = 0; i < n; i++)
         list [i] = plans [i].req->source;
-    s_array (sources, list, n);
+    router_sql_array (sources, list, n);
     //  Which are referrals already (the same request under another envelope id)
     const char *values [1] = { (const char *) zchunk_data (refs) };
     PGresult *known = s_exec (pg, "router_known", "SELECT event_ref FROM"
@@ -1257,7 +1255,7 @@ s_route_batch (fs_inbox_ctx_t **ctxs, size_t n)
     PGresult *consents = NULL;
     if (rc == FS_HANDLER_OK) {
         zchunk_t *persons = zchunk_new (NULL, 40 * n + 2);
-        s_array (persons, list, npersons);
+        router_sql_array (persons, list, npersons);
         consents = s_consents_read (pg, (const char *) zchunk_data (persons));
         zchunk_destroy (&persons);
         if (!consents)
@@ -1426,7 +1424,7 @@ router_override_command (fs_server_t *server, int argc, char **argv)
     if (rc == 0 && !*refusal) {
         const char *cats [ROUTER_DATA_COUNT];
         zchunk_t *list = zchunk_new (NULL, 64);
-        s_array (list, cats, s_bit_names (send, router_data_name, cats, ROUTER_DATA_COUNT));
+        router_sql_array (list, cats, s_bit_names (send, router_data_name, cats, ROUTER_DATA_COUNT));
         const char *values [5] = { id, basis, by, reason, (const char *) zchunk_data (list) };
         fs_envelope_t chain = { 0 };
         chain.hdr.correlation_id = correlation;
