@@ -614,6 +614,17 @@ s_person (router_directory_t *directory, fs_pg_t *pg, int argc, char **argv,
             }
         }
         else
+        if (streq (option, "--sex")) {
+            //  As intake records it; decides `woman` unless --holds/--lacks name it
+            if (!streq (value, "female") && !streq (value, "male")
+            &&  !streq (value, "non_binary")) {
+                fprintf (stderr, "find-services: --sex takes female, male or non_binary, not"
+                         " \"%.40s\"\n", value);
+                return 2;
+            }
+            facts->sex = value;
+        }
+        else
         if (streq (option, "--district"))
             facts->district = value;
         else
@@ -673,12 +684,14 @@ router_directory_find_services (fs_server_t *server, int argc, char **argv)
     if (argc > 1 && (streq (argv [1], "--help") || streq (argv [1], "-h"))) {
         printf ("usage: finestra-referral-router find-services [--age N]"
                 " [--lives registered|unregistered|outside]\n"
-                "         [--district CODE] [--neighbourhood CODE] [--needs \"NEED ...\"]"
-                " [--zcodes \"Z59.0 ...\"]\n"
-                "         [--holds \"CONDITION ...\"] [--lacks \"CONDITION ...\"]\n"
+                "         [--sex female|male|non_binary] [--district CODE]"
+                " [--neighbourhood CODE]\n"
+                "         [--needs \"NEED ...\"] [--zcodes \"Z59.0 ...\"]"
+                " [--holds \"CONDITION ...\"] [--lacks \"CONDITION ...\"]\n"
                 "  Every active service of the directory against those facts; a fact not"
                 " given is unknown\n  (the district follows from the neighbourhood when the"
-                " territory is loaded).\n");
+                " territory is loaded). --sex decides\n  the condition woman as the sex on the"
+                " person's file does, unless --holds or --lacks names it.\n");
         return 0;
     }
     char err [ROUTER_ERR_MAX];
