@@ -5,12 +5,13 @@
 extern const fs_migration_t referral_router_migrations[];
 /* router_consents.c */
 int router_on_consent_changed (fs_inbox_ctx_t *ctx);
+int router_consents_init (fs_server_t *server);
 
 static int
 s_init (fs_server_t *server)
 {
     return router_route_init (server) || router_feed_init (server)
-        || router_deadline_init (server) ? -1 : 0;
+        || router_deadline_init (server) || router_consents_init (server) ? -1 : 0;
 }
 
 //  The feed endpoint and the deadline timer

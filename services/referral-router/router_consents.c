@@ -6,6 +6,27 @@
 #include "router.h"
 #include "router_scope.h"
 
+static fs_counter_t *s_recalls;     //  targets told of a withdrawal (referral.consent_withdrawn)
+
+//  Registers the recall counter (the service's init hook, before /metrics serves). 0
+int
+router_consents_init (fs_server_t *server)
+{
+    s_recalls = fs_metrics_counter (fs_server_metrics (server),
+        "finestra_router_consent_recalls_total",
+        "Targets told that a consent their referral's data was sent under was withdrawn"
+        " (referral.consent_withdrawn, on their feed or the bus)", NULL);
+    return 0;
+}
+
+//  Counts the recalls of a withdrawal once they are committed (after_data: their number)
+static void
+s_count_recalls (fs_inbox_ctx_t *ctx)
+{
+    if (s_recalls)
+        fs_counter_add (s_recalls, strtoull (ctx->after_data, NULL, 10));
+}
+
 //  Appends a PostgreSQL array literal of list to chunk: {"a","b"}
 static void
 s_array (zchunk_t *chunk, const fs_strlist_t *list)
@@ -211,6 +232,9 @@ s_recall (fs_inbox_ctx_t *ctx, const fs_consent_changed_t *change)
         snprintf (count, sizeof count, "%d", told);
         fs_info ("consent withdrawn: targets holding its data told", "consent",
                  change->consent_id, "referrals", count);
+        //  Counted when the handler's transaction commits: a retry must not count twice
+        snprintf (ctx->after_data, sizeof ctx->after_data, "%d", told);
+        ctx->after_commit = s_count_recalls;
     }
     return rc;
 }

@@ -199,6 +199,27 @@ s_bus_recalls (const char *referral_id, char *out, size_t size)
     return found;
 }
 
+//  finestra_router_consent_recalls_total as the router's /metrics gives it (-1: not there)
+static long
+s_recalls_counted (void)
+{
+    int index = -1;
+    for (int i = 0; fs_services [i].name; i++)
+        if (streq (fs_services [i].name, "referral-router"))
+            index = i;
+    cr_assert (index >= 0);
+    int status = 0;
+    char *body = NULL;
+    cr_assert_eq (fs_test_http_get (s_suite->http_ports [index], "/metrics", &status, &body), 0);
+    cr_assert_eq (status, 200, "%s", body ? body : "");
+    static const char series [] =
+        "\nfinestra_router_consent_recalls_total{service=\"referral-router\"} ";
+    const char *found = strstr (body, series);
+    long value = found ? strtol (found + strlen (series), NULL, 10) : -1;
+    free (body);
+    return value;
+}
+
 // ---- the tests ------------------------------------------------------------------------
 
 Test (router_recall, a_withdrawal_reaches_each_target_holding_the_data_once)
@@ -228,6 +249,7 @@ Test (router_recall, a_withdrawal_reaches_each_target_holding_the_data_once)
     //  Nothing recalled while the consent holds
     s_expect (S_RECALLS_TOLD, feed_id, "0+0");
     s_expect (S_RECALLS_TOLD, int_id, "0+0");
+    cr_assert_eq (s_recalls_counted (), 0);
 
     s_consent (consent, person, "withdrawn", NULL, NULL, NULL);
 
@@ -271,6 +293,8 @@ Test (router_recall, a_withdrawal_reaches_each_target_holding_the_data_once)
               "requested,cancelled,requested");
     //  The cancelled one was told to stop using the data already: no recall
     s_expect (S_RECALLS_TOLD, gone_id, "0+0");
+    //  Counted once committed (before the withdrawal's ack): the two targets told
+    cr_assert_eq (s_recalls_counted (), 2);
 
     //  The withdrawal again (a re-send): nothing more anywhere
     s_consent (consent, person, "withdrawn", NULL, NULL, NULL);
@@ -281,6 +305,7 @@ Test (router_recall, a_withdrawal_reaches_each_target_holding_the_data_once)
     s_expect ("SELECT count(*) FROM referral_router.consent_recalls r JOIN"
               " referral_router.referrals f ON f.id = r.referral_id"
               " WHERE f.person_id = $1::uuid", person, "2");
+    cr_assert_eq (s_recalls_counted (), 2);
     //  Still no new transfer under the withdrawn consent
     s_request ("ev-after", person, &(s_req_t) { .level = "complementation",
                .codes = { "Z59.1" }, .minors = -1 });
@@ -347,6 +372,7 @@ Test (router_recall, only_what_no_other_valid_consent_covers_is_recalled)
     //  A consent for another recipient withdrawn: the housing office is not told
     s_consent (other, person, "withdrawn", NULL, NULL, NULL);
     s_expect (S_RECALLS_TOLD, id, "0+0");
+    cr_assert_eq (s_recalls_counted (), 0);
     //  The wide one withdrawn: the narrow one still covers identity and contact, so only the
     //  health data are recalled
     s_consent (wide, person, "withdrawn", NULL, NULL, NULL);
@@ -362,6 +388,8 @@ Test (router_recall, only_what_no_other_valid_consent_covers_is_recalled)
     s_joined (&recall.data_categories, cats, sizeof cats);
     cr_assert_str_eq (cats, "identity contact");
     fs_proto_clear (&fs_referral_consent_withdrawn_type, &recall);
+    //  Each telling counts: the same referral recalled twice, for two consents
+    cr_assert_eq (s_recalls_counted (), 2);
     s_expect ("SELECT string_agg (array_to_string (categories, ' '), ',' ORDER BY sent_at)"
               " FROM referral_router.consent_recalls WHERE referral_id = $1::uuid", id,
               "social_health,identity contact");
