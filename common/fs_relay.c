@@ -1,4 +1,4 @@
-/*  fs_relay - sends a service's outbox to its consumers; marks rows delivered on acknowledgement. */
+/*  fs_relay - sends a service's outbox to its consumers; marks rows delivered when acknowledged. */
 #include "finestra.h"
 
 #define FS_RELAY_MAX_CONSUMERS 8
