@@ -1,9 +1,10 @@
 /*  test_router_deadline_hold - the acceptance deadline of a referral held for consent counts
     from its release (requested_at, migration 013), not from its creation: routed through the
     real referral-router, held (consent missing), released by a consent grant or by an
-    operator's override; not overdue right after release although created long before the
-    limit, overdue once the urgency's time has passed since the release, with due_at =
-    requested_at + that time. Time "passes" by moving the referral's timestamps back. */
+    operator's override; or a draft the requester sends on later. Not overdue right after
+    release although created long before the limit, overdue once the urgency's time has
+    passed since the release, with due_at = requested_at + that time. Time "passes" by
+    moving the referral's timestamps back. */
 #include "fs_test.h"
 
 static fs_test_suite_t *s_suite;
@@ -173,4 +174,24 @@ Test (router_deadline_hold, released_by_override_counts_from_the_release)
                          "duty-officer", "--reason", "at risk tonight", NULL), 0, "%s", s_err);
     free (id);
     s_deadline_from_release ("ev-hold-override");
+}
+
+//  A draft (nothing fitted) the requester sends on two hours later: counted from then too
+Test (router_deadline_hold, draft_requested_later_counts_from_the_request)
+{
+    //  The sender reads its feed: the overdue item lands there
+    cr_assert_eq (s_run ("sender-feed", "primary-care", "pc-feed", NULL), 0, "%s", s_err);
+    char id [FS_UUID_LEN + 1], correlation [FS_UUID_LEN + 1];
+    fs_uuid (id);
+    fs_uuid (correlation);
+    const char *values [2] = { id, correlation };
+    free (fs_test_pg_text (s_suite->pg_url, "INSERT INTO referral_router.referrals (id,"
+        " event_ref, source, event_type, urgency, status, correlation_id, created_at)"
+        " VALUES ($1::uuid, 'ev-draft', 'primary-care', 'health.social_risk_detected',"
+        " 'preferent', 'draft', $2::uuid, now () - interval '2 hours')", 2, values));
+    s_expect ("SELECT (requested_at IS NULL)::text FROM referral_router.referrals"
+              " WHERE event_ref = $1", "ev-draft", "true");
+    cr_assert_eq (s_run ("transition", id, "requested", "--as", "requester", NULL), 0, "%s",
+                  s_err);
+    s_deadline_from_release ("ev-draft");
 }
