@@ -209,7 +209,8 @@ Test (fs_config, help_lists_every_setting)
     char *help = s_print (fs_config_print_help);
     cr_assert_not_null (strstr (help,
         "  FINESTRA_RELAY_RETRY_MS  (integer 50..3600000, default \"2000\")\n"
-        "      Re-send an unacknowledged event after this long\n"));
+        "      Probe a silent consumer after this; re-send a row 3x this old once later ones"
+        " are acked\n"));
     cr_assert_not_null (strstr (help,
         "  FINESTRA_LOG_LEVEL  (one of debug|info|warn|error, default \"info\")\n"));
     cr_assert_not_null (strstr (help,
@@ -227,7 +228,8 @@ Test (fs_config, sample_comments_every_setting_with_help_and_default)
 {
     char *sample = s_print (fs_config_print_sample);
     cr_assert_not_null (strstr (sample,
-        "\n# Re-send an unacknowledged event after this long\n"
+        "\n# Probe a silent consumer after this; re-send a row 3x this old once later ones"
+        " are acked\n"
         "# (integer 50..3600000)\n"
         "#FINESTRA_RELAY_RETRY_MS=2000\n"));
 #define FS_SETTING(field, env, type, dflt, min, max, choices, text) \
