@@ -324,18 +324,20 @@ s_publish (const s_options_t *options, const char *tag, int run, int n, int rate
     pthread_t *threads = (pthread_t *) calloc ((size_t) publishers, sizeof *threads);
     assert (pubs && threads);
     long people = n / 4 > 0 ? n / 4 : 1;
+    //  Blocks of 10 dealt round the publishers: the first ones may get one block more
+    int cap = ((n + 9) / 10 / publishers + 1) * 10;
     for (int p = 0; p < publishers; p++) {
         s_publisher_t *pub = &pubs [p];
         pub->options = options;
-        pub->events = (zchunk_t **) calloc ((size_t) n / publishers + 1, sizeof *pub->events);
-        pub->index = (long *) calloc ((size_t) n / publishers + 1, sizeof *pub->index);
+        pub->events = (zchunk_t **) calloc ((size_t) cap, sizeof *pub->events);
+        pub->index = (long *) calloc ((size_t) cap, sizeof *pub->index);
         pub->timing = timing;
         assert (pub->events && pub->index);
     }
     //  Blocks of 10 per publisher: a consent and its revocation leave in order
     for (long i = 0; i < n; i++) {
         s_publisher_t *pub = &pubs [(i / 10) % publishers];
-        if (pub->n < n / publishers + 1) {
+        if (pub->n < cap) {
             pub->index [pub->n] = i;
             pub->events [pub->n++] = s_event (tag, run, i, people, timing != NULL);
         }

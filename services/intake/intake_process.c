@@ -732,6 +732,30 @@ s_open_gate (s_proc_t *self)
         fs_pg_run (self->pg, "SELECT pg_advisory_unlock_all ()", 0, NULL);
 }
 
+//  Monotonic microseconds, for the round's steps
+static int64_t
+s_mono_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+//  At debug level, each committed round's steps in ms: where an event's wait goes
+static void
+s_log_round (size_t events, const int64_t *at)
+{
+    if (FS_LOG_DEBUG < fs_log_threshold)
+        return;
+    char n [24], step [5][24];
+    snprintf (n, sizeof n, "%zu", events);
+    for (int i = 0; i < 5; i++)
+        snprintf (step [i], sizeof step [i], "%.2f", (at [i + 1] - at [i]) / 1000.0);
+    fs_debug ("processing round committed", "events", n, "gate_ms", step [0],
+              "claim_ms", step [1], "apply_ms", step [2], "emit_ms", step [3],
+              "commit_ms", step [4]);
+}
+
 //  Claims and applies up to limit events in one transaction. The number claimed, or -1 when
 //  the database failed (then everything was rolled back)
 static int
@@ -747,6 +771,7 @@ s_round (s_proc_t *self, long limit)
     fs_outbox_item_t *items = NULL;
     PGresult *result = NULL;
     int rc = -1;
+    int64_t at [6] = { s_mono_us () };      //  start, gate, claim, apply, emit, commit
 
     //  The claim below must walk the partial index in seq order. Statistics of a table that
     //  just received a backlog are stale (autovacuum analyzes a minute later at best), and
@@ -764,6 +789,7 @@ s_round (s_proc_t *self, long limit)
                           " set_config ('jit', 'off', true),"
                           " pg_advisory_lock (hashtext ('" S_LOCK_KEY "'))"))
         goto done;
+    at [1] = s_mono_us ();
     //  While draining a backlog, rounds start after the last seq claimed: the index entries
     //  of events just processed are not skipped again and again. At least once a second, and
     //  whenever the queue looked empty, from the start: an event stored by a transaction
@@ -820,6 +846,7 @@ s_round (s_proc_t *self, long limit)
     }
     if (n == 1)
         snprintf (self->failed_ref, sizeof self->failed_ref, "%s", self->events [0].ref);
+    at [2] = s_mono_us ();
 
     s_json_t *json = &self->json;
     json->len = 0;
@@ -841,6 +868,7 @@ s_round (s_proc_t *self, long limit)
     if (!result)
         goto done;
     self->gate = false;                     //  process_batch opened it
+    at [3] = s_mono_us ();
     int rows = PQntuples (result);
     emits = (s_emits_t *) calloc ((size_t) rows + 1, sizeof *emits);
     items = (fs_outbox_item_t *) calloc ((size_t) rows * 4 + 1, sizeof *items);
@@ -862,8 +890,11 @@ s_round (s_proc_t *self, long limit)
             fs_pg_set_error (pg, "an emitted event is invalid: %s", err.message);
         goto done;
     }
+    at [4] = s_mono_us ();
     if (fs_pg_commit (pg))
         goto done;
+    at [5] = s_mono_us ();
+    s_log_round (self->nevents, at);
     size_t bad = 0;
     for (size_t i = 0; i < self->nevents; i++)
         bad += self->events [i].err [0] != 0;
