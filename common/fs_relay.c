@@ -7,12 +7,22 @@
 #define FS_RELAY_LOST_RETRIES 3
 //  Probes of a silent consumer back off, doubling, up to this many retry times apart
 #define FS_RELAY_PROBE_RETRIES_MAX 32
+//  Reads of new rows remembered while a transaction in progress at them may still commit
+#define FS_RELAY_OPEN_READS 32
 
 typedef struct {
     int64_t seq;                /* its outbox row */
     int64_t sent_at;            /* mono ms of its last send */
     int sends;                  /* sends by this leader: after 1, an ack may be any copy's */
 } s_flight_t;
+
+//  A read of new rows that transactions then in progress may still add rows below: until
+//  they have all ended (the oldest transaction in progress is xmax or later), the reads
+//  start at floor, not at the cursor, so a row that commits after a higher one is not lost
+typedef struct {
+    uint64_t xmax;              /* the read's snapshot: first transaction id not yet begun */
+    int64_t floor;              /* the cursor before the read */
+} s_open_read_t;
 
 typedef struct {
     const char *name;           /* consumer service */
@@ -24,6 +34,10 @@ typedef struct {
                                    sent before that was acknowledged since (0: none) */
     int64_t probe_wait;         /* ms from a probe to the next while silent (0: retry) */
     bool wanted;                /* a send round may find rows for it */
+    int64_t cursor;             /* highest seq its reads of new rows sent (0: none yet) */
+    s_open_read_t open [FS_RELAY_OPEN_READS];
+    size_t nopen;               /* reads still open, oldest first */
+    int64_t next_full;          /* mono ms of the next read from its oldest undelivered row */
 } s_consumer_t;
 
 typedef struct {
@@ -38,7 +52,7 @@ typedef struct {
     s_consumer_t consumers [FS_RELAY_MAX_CONSUMERS];
     size_t nconsumers;          /* how many */
     char channel [96];          /* NOTIFY channel of the outbox */
-    char sql_select [512];      /* schema-qualified statements, built once */
+    char sql_select [1024];     /* schema-qualified statements, built once */
     char sql_resend [256];
     char sql_sent [256];
     char sql_done [512];
@@ -76,6 +90,9 @@ s_forget_flights (s_relay_t *self)
         self->consumers [i].acked_sent = 0;
         self->consumers [i].probe_acked = 0;
         self->consumers [i].probe_wait = 0;
+        self->consumers [i].cursor = 0;
+        self->consumers [i].nopen = 0;
+        self->consumers [i].next_full = 0;
     }
 }
 
@@ -169,14 +186,17 @@ s_due (s_relay_t *self, s_consumer_t *consumer, int64_t now, int64_t *due)
     return n;
 }
 
-//  Sends rows (seq, msg_id, attempts, envelope; a NULL envelope: delivered meanwhile) and
-//  records them in flight and their seqs in seqs (a "{...}" being built, *nseqs so far).
-//  resend: the rows are in flight already. False when the socket took no more.
+//  Sends rows (seq, msg_id, attempts, envelope; a NULL envelope: delivered meanwhile; a
+//  NULL seq: no row) and records them in flight and their seqs in seqs (a "{...}" being
+//  built, *nseqs so far); *last: the highest seq sent or in flight already (rows come in seq
+//  order). resend: the rows are in flight already. False when the socket took no more.
 static bool
 s_send_rows (s_relay_t *self, s_consumer_t *consumer, PGresult *rows, bool resend,
-             int64_t now, zchunk_t *seqs, int *nseqs)
+             int64_t now, zchunk_t *seqs, int *nseqs, int64_t *last)
 {
     for (int i = 0; i < PQntuples (rows); i++) {
+        if (PQgetisnull (rows, i, 0))
+            continue;
         const char *seq = PQgetvalue (rows, i, 0);
         const char *msg_id = PQgetvalue (rows, i, 1);
         int attempts = atoi (PQgetvalue (rows, i, 2));
@@ -185,8 +205,10 @@ s_send_rows (s_relay_t *self, s_consumer_t *consumer, PGresult *rows, bool resen
             zhashx_delete (consumer->inflight, msg_id);
             continue;
         }
-        if (!resend && flight)
+        if (!resend && flight) {
+            *last = atoll (seq);
             continue;           //  in flight here already (the database clock went back)
+        }
         zmq_msg_t frame;
         zmq_msg_init_size (&frame, (size_t) PQgetlength (rows, i, 3));
         memcpy (zmq_msg_data (&frame), PQgetvalue (rows, i, 3), zmq_msg_size (&frame));
@@ -204,6 +226,7 @@ s_send_rows (s_relay_t *self, s_consumer_t *consumer, PGresult *rows, bool resen
         }
         flight->sent_at = now;
         flight->sends++;
+        *last = flight->seq;
         if ((*nseqs)++)
             zchunk_extend (seqs, ",", 1);
         zchunk_extend (seqs, seq, strlen (seq));
@@ -263,13 +286,42 @@ s_resend (s_relay_t *self, s_consumer_t *consumer, int64_t now, zchunk_t *seqs, 
         zlist_destroy (&gone);
     }
     free (due);
-    bool open = s_send_rows (self, consumer, rows, true, now, seqs, nseqs);
+    int64_t last = 0;
+    bool open = s_send_rows (self, consumer, rows, true, now, seqs, nseqs, &last);
     PQclear (rows);
     return open;
 }
 
+//  After a read of new rows whose snapshot had transactions from xmin (the oldest in
+//  progress) to xmax (the first not begun) in progress: remembers it while those may still
+//  commit rows below the cursor, and forgets the reads all of whose transactions have ended
+//  (this read, with a floor at or below theirs, saw every row they committed)
+static void
+s_track_read (s_consumer_t *consumer, int64_t floor, uint64_t xmin, uint64_t xmax)
+{
+    if (consumer->nopen == FS_RELAY_OPEN_READS)
+        //  Full: the newest entry stands for both reads (its floor, the later xmax): safe,
+        //  the floor only stays lower for longer
+        consumer->open [consumer->nopen - 1].xmax = xmax;
+    else
+        consumer->open [consumer->nopen++] = (s_open_read_t) { xmax, floor };
+    //  xmax only grows from read to read: the open reads that ended are the first ones
+    size_t ended = 0;
+    while (ended < consumer->nopen && consumer->open [ended].xmax <= xmin)
+        ended++;
+    if (ended) {
+        memmove (consumer->open, consumer->open + ended,
+                 (consumer->nopen - ended) * sizeof (s_open_read_t));
+        consumer->nopen -= ended;
+    }
+}
+
 //  Sends what is due to one consumer: rows in flight due again, then rows not in flight
-//  (never sent, or sent before this relay led), within its window
+//  (never sent, or sent before this relay led), within its window. New rows are read from
+//  the cursor (an index range start, not a walk over the rows in flight), or from below it
+//  while a transaction that may still commit a lower seq was in progress at an earlier
+//  read (seq order is not commit order), and from the oldest undelivered row once every
+//  retry time (whatever else was missed: a seq drawn before its transaction had an id)
 static void
 s_send_round (s_relay_t *self, s_consumer_t *consumer)
 {
@@ -287,18 +339,34 @@ s_send_round (s_relay_t *self, s_consumer_t *consumer)
     consumer->wanted = false;
     if (open && space > 0) {
         long limit = space < config->relay_batch ? space : config->relay_batch;
-        char lim [24];
+        int64_t floor = consumer->nopen ? consumer->open [0].floor : consumer->cursor;
+        if (now >= consumer->next_full) {
+            floor = 0;
+            consumer->next_full = now + config->relay_retry_ms;
+        }
+        char lim [24], from [24];
         snprintf (lim, sizeof lim, "%ld", limit);
-        const char *values [3] = { consumer->name, self->leader_since, lim };
+        snprintf (from, sizeof from, "%" PRId64, floor);
+        const char *values [4] = { consumer->name, self->leader_since, lim, from };
         //  Binary results: the envelope comes back as raw bytes
-        PGresult *rows = fs_pg_execb (self->pg, self->sql_select, 3, values, NULL, NULL, 1);
+        PGresult *rows = fs_pg_execb (self->pg, self->sql_select, 4, values, NULL, NULL, 1);
         if (!rows) {
             zchunk_destroy (&seqs);
             s_lose_leadership (self, fs_pg_error (self->pg));
             return;
         }
         int before = nseqs;
-        open = s_send_rows (self, consumer, rows, false, now, seqs, &nseqs);
+        int64_t last = 0;
+        open = s_send_rows (self, consumer, rows, false, now, seqs, &nseqs, &last);
+        //  Rows below the cursor that transactions in progress may still commit: read
+        //  from it until they end. Rows not sent (the socket full) are above last: the
+        //  cursor stops there
+        if (PQntuples (rows) > 0)
+            s_track_read (consumer, consumer->cursor,
+                          strtoull (PQgetvalue (rows, 0, 4), NULL, 10),
+                          strtoull (PQgetvalue (rows, 0, 5), NULL, 10));
+        if (last > consumer->cursor)
+            consumer->cursor = last;
         //  A full batch, all sent: more may be waiting
         consumer->wanted = open && PQntuples (rows) == limit && nseqs - before == limit;
         PQclear (rows);
@@ -411,11 +479,16 @@ s_relay_setup (s_relay_t *self)
     snprintf (self->channel, sizeof self->channel, "finestra_outbox_%s", schema);
     //  ORDER BY o.seq, the column: a bare "seq" would be the text output column, sorted as
     //  text ("10" before "9") after reading every pending row instead of walking the index
+    //  The snapshot's bounds come with the rows (one row of NULLs when there is none): they
+    //  tell which transactions may still commit rows below what this read saw
     snprintf (self->sql_select, sizeof self->sql_select,
-              "SELECT seq::text, msg_id::text, attempts::text, envelope FROM \"%s\".outbox o"
-              " WHERE consumer = $1 AND delivered_at IS NULL"
-              "   AND (last_sent_at IS NULL OR last_sent_at < $2::timestamptz)"
-              " ORDER BY o.seq LIMIT $3::int", schema);
+              "SELECT r.seq::text, r.msg_id::text, r.attempts::text, r.envelope,"
+              " pg_snapshot_xmin (s)::text, pg_snapshot_xmax (s)::text"
+              " FROM pg_current_snapshot () s LEFT JOIN LATERAL"
+              " (SELECT seq, msg_id, attempts, envelope FROM \"%s\".outbox o"
+              "   WHERE consumer = $1 AND delivered_at IS NULL AND seq > $4::bigint"
+              "     AND (last_sent_at IS NULL OR last_sent_at < $2::timestamptz)"
+              "   ORDER BY o.seq LIMIT $3::int) r ON true ORDER BY r.seq", schema);
     //  Rows in flight due again; one delivered meanwhile comes back without its envelope
     snprintf (self->sql_resend, sizeof self->sql_resend,
               "SELECT seq::text, msg_id::text, attempts::text,"
