@@ -56,6 +56,7 @@ typedef struct {
     char sql_resend [256];
     char sql_sent [256];
     char sql_done [512];
+    char sql_done_seq [384];
     char sql_rejected [256];
 } s_relay_t;
 
@@ -380,13 +381,51 @@ s_send_round (s_relay_t *self, s_consumer_t *consumer)
     zchunk_destroy (&seqs);
 }
 
-//  Reads every acknowledgement waiting on one consumer's socket and records them
+//  Marks the rows of one consumer's acks delivered, one statement: keys (seqs, or msg_ids
+//  when by_id) and their outcomes, "{...}" lists of done rows
+static void
+s_mark_done (s_relay_t *self, s_consumer_t *consumer, bool by_id, zchunk_t *keys,
+             zchunk_t *outcomes, int done)
+{
+    zchunk_extend (keys, "}\0", 2);
+    zchunk_extend (outcomes, "}\0", 2);
+    if (!done || !self->leader)
+        return;
+    const char *values [3] = { consumer->name, (char *) zchunk_data (keys),
+                               (char *) zchunk_data (outcomes) };
+    PGresult *result = by_id ? fs_pg_exec (self->pg, self->sql_done, 3, values)
+                             : fs_pg_exec (self->pg, self->sql_done_seq, 2, values + 1);
+    if (result) {
+        fs_counter_add (self->args->delivered, (uint64_t) atoll (PQcmdTuples (result)));
+        PQclear (result);
+    }
+    else
+        s_lose_leadership (self, fs_pg_error (self->pg));
+}
+
+//  Adds a key and its outcome to the lists being built
+static void
+s_list_add (zchunk_t *keys, zchunk_t *outcomes, int *done, const char *key, const char *outcome)
+{
+    if ((*done)++) {
+        zchunk_extend (keys, ",", 1);
+        zchunk_extend (outcomes, ",", 1);
+    }
+    zchunk_extend (keys, key, strlen (key));
+    zchunk_extend (outcomes, outcome, strlen (outcome));
+}
+
+//  Reads every acknowledgement waiting on one consumer's socket and records them, in one
+//  UPDATE by seq (the primary key) for rows in flight here, by msg_id for the others (acks
+//  of rows sent before this relay led, second acks of rows sent twice)
 static void
 s_read_acks (s_relay_t *self, s_consumer_t *consumer)
 {
     zchunk_t *ids = zchunk_new ("{", 1);
     zchunk_t *outcomes = zchunk_new ("{", 1);
-    int done = 0;
+    zchunk_t *seqs = zchunk_new ("{", 1);
+    zchunk_t *seq_outcomes = zchunk_new ("{", 1);
+    int done = 0, done_seq = 0;
     while (zsock_events (consumer->dealer) & ZMQ_POLLIN) {
         zframe_t *frame = zframe_recv (consumer->dealer);
         if (!frame)
@@ -415,6 +454,9 @@ s_read_acks (s_relay_t *self, s_consumer_t *consumer)
             if (flight->sent_at < consumer->probe_acked)
                 consumer->probe_acked = 0;
         }
+        char seq [24] = "";
+        if (flight)
+            snprintf (seq, sizeof seq, "%" PRId64, flight->seq);
         zhashx_delete (consumer->inflight, ack.id);
         if (self->leader && streq (ack.status, "rejected")) {
             const char *values [4] = { ack.id, consumer->name,
@@ -426,32 +468,20 @@ s_read_acks (s_relay_t *self, s_consumer_t *consumer)
                      "code", ack.code, "reason", ack.reason);
         }
         else
-        if (self->leader) {
-            if (done++) {
-                zchunk_extend (ids, ",", 1);
-                zchunk_extend (outcomes, ",", 1);
-            }
-            zchunk_extend (ids, ack.id, strlen (ack.id));
-            zchunk_extend (outcomes, ack.status, strlen (ack.status));
-        }
+        if (self->leader && *seq)
+            s_list_add (seqs, seq_outcomes, &done_seq, seq, ack.status);
+        else
+        if (self->leader)
+            s_list_add (ids, outcomes, &done, ack.id, ack.status);
         fs_proto_clear (&fs_ack_type, &ack);
     }
-    zchunk_extend (ids, "}\0", 2);
-    zchunk_extend (outcomes, "}\0", 2);
-    if (done) {
-        const char *values [3] = { consumer->name, (char *) zchunk_data (ids),
-                                   (char *) zchunk_data (outcomes) };
-        PGresult *result = fs_pg_exec (self->pg, self->sql_done, 3, values);
-        if (result) {
-            fs_counter_add (self->args->delivered, (uint64_t) atoll (PQcmdTuples (result)));
-            PQclear (result);
-        }
-        else
-            s_lose_leadership (self, fs_pg_error (self->pg));
-    }
+    s_mark_done (self, consumer, false, seqs, seq_outcomes, done_seq);
+    s_mark_done (self, consumer, true, ids, outcomes, done);
     consumer->wanted = true;                //  window space freed
     zchunk_destroy (&ids);
     zchunk_destroy (&outcomes);
+    zchunk_destroy (&seqs);
+    zchunk_destroy (&seq_outcomes);
 }
 
 //  Drains notifications: each means "rows were committed to the outbox"
@@ -501,6 +531,10 @@ s_relay_setup (s_relay_t *self)
               "UPDATE \"%s\".outbox o SET delivered_at = now (), outcome = a.outcome"
               " FROM unnest ($2::uuid[], $3::text[]) AS a (id, outcome)"
               " WHERE o.consumer = $1 AND o.msg_id = a.id AND o.delivered_at IS NULL", schema);
+    snprintf (self->sql_done_seq, sizeof self->sql_done_seq,
+              "UPDATE \"%s\".outbox o SET delivered_at = now (), outcome = a.outcome"
+              " FROM unnest ($1::bigint[], $2::text[]) AS a (seq, outcome)"
+              " WHERE o.seq = a.seq AND o.delivered_at IS NULL", schema);
     snprintf (self->sql_rejected, sizeof self->sql_rejected,
               "UPDATE \"%s\".outbox SET delivered_at = now (), outcome = 'rejected',"
               " reject_code = $3, reject_reason = $4"
