@@ -28,6 +28,11 @@
     re-sends (rows with attempts before a restart included); finestra_relay_sent_total first
     sends.
 
+    What a round reads, per consumer: rows due again, by seq; then new rows past the highest
+    seq sent (not a walk over the rows in flight), from lower while a transaction in progress
+    at an earlier read may still commit a lower seq (seq order is not commit order), from the
+    oldest undelivered row when leading starts and once every R. Acks: one UPDATE per wake.
+
     zactor_new (fs_relay_actor, args) with args an fs_relay_args_t* that must outlive the
     actor. It signals once started; $TERM stops it. */
 #ifndef FS_RELAY_H_INCLUDED
