@@ -78,7 +78,7 @@ fs_inbox_emit (fs_inbox_ctx_t *ctx, const fs_type_t *ptype, const void *payload)
 }
 
 //  Batch functions by type (fs_inbox_batch_set), the process's
-#define S_BATCH_MAX 8
+#define S_BATCH_MAX 32
 static struct {
     char type [64];
     fs_batch_fn *batch;
@@ -488,17 +488,22 @@ fs_inbox_handle (fs_server_t *server, zsock_t *router)
                 continue;
             }
             const fs_handler_t *handler = s_handler (server, item->env.hdr.type);
-            if (!handler || !s_batch_fn (handler->type)) {
+            fs_batch_fn *fn = handler ? s_batch_fn (handler->type) : NULL;
+            if (!fn) {
                 failed = s_apply (server, item, batch) != 0;
                 continue;
             }
-            //  The run of envelopes for this handler that follow (order kept across types)
+            //  The run of envelopes that follow with the same batch function (order kept
+            //  across runs): a consumer of several interleaved types sets one function for
+            //  all of them, or its runs would be of one envelope
             size_t nrun = 0;
             for (; i < n; i++) {
                 s_item_t *next = &items [i];
                 if (next->status)
                     continue;
-                if (!next->decoded || s_handler (server, next->env.hdr.type) != handler)
+                const fs_handler_t *other = next->decoded
+                                          ? s_handler (server, next->env.hdr.type) : NULL;
+                if (!other || s_batch_fn (other->type) != fn)
                     break;
                 run [nrun++] = next;
             }

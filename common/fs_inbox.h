@@ -5,10 +5,11 @@
     each under its own savepoint (one failing undoes only its own work), so one commit and
     one flush to disk serve them all; their acks go after that commit. An id already in the
     inbox is acknowledged `duplicate` and not applied again.
-    A handler may also apply a run of envelopes of its type at once (fs_inbox_batch_set): the
-    run's inbox rows go in one statement and the handler is called once, all under one
-    savepoint; if that fails, the run is undone and applied one at a time with fn (each under
-    its own savepoint), so one bad envelope never holds back the others.
+    A handler may also apply a run of envelopes at once (fs_inbox_batch_set): consecutive
+    envelopes whose types have the same batch function form a run, whose inbox rows go in one
+    statement and whose function is called once, all under one savepoint; if that fails, the
+    run is undone and applied one at a time with fn (each under its own savepoint), so one
+    bad envelope never holds back the others.
     An envelope that can never be applied (malformed, unknown type, invalid payload, or a
     handler's FS_HANDLER_REJECT) is recorded in <schema>.dead_letter and acknowledged
     `rejected` with the reason, so the sender stops re-sending it and nothing is silently lost. */
@@ -40,9 +41,10 @@ struct fs_inbox_ctx_s {
 
 typedef int (fs_handler_fn) (fs_inbox_ctx_t *ctx);
 
-/* Applies n fresh envelopes of one type together (their inbox rows are written; duplicates
-   are not passed). Sets ctx[i]->result = FS_HANDLER_REJECT (and its reason) for one that can
-   never be applied, before writing anything for it: it is dead-lettered, the others kept.
+/* Applies n fresh envelopes together (of the types it was set for, in arrival order; their
+   inbox rows are written; duplicates are not passed). Sets ctx[i]->result =
+   FS_HANDLER_REJECT (and its reason) for one that can never be applied, before writing
+   anything for it: it is dead-lettered, the others kept.
    Returns FS_HANDLER_OK when the others are applied; anything else (or a failed statement)
    undoes the whole run, which is then applied one at a time with fn. */
 typedef int (fs_batch_fn) (fs_inbox_ctx_t **ctx, size_t n);
@@ -53,8 +55,8 @@ typedef struct {
 } fs_handler_t;
 
 /* Gives the handler of type a batch function (a service's init hook; the process's inbox
-   then applies runs of that type with it, and fn stays the one-at-a-time path). One
-   service per process: the setting is the process's. 0, or -1 when too many are set. */
+   then applies runs of the types sharing it with it, and fn stays the one-at-a-time path).
+   One service per process: the setting is the process's. 0, or -1 when more than 32. */
 int fs_inbox_batch_set (const char *type, fs_batch_fn *batch);
 
 /* The inbox's counters, registered once by the server before HTTP starts. */
