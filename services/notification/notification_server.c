@@ -2,8 +2,8 @@
     (to the referral's sender), every referral delivered inside the suite (to the target
     service), every orientation (to the person) and every consent withdrawal that reaches a
     target inside the suite (to that service) becomes a pending in-app notification.
-    Envelopes of one type waiting together are recorded together (s_record_batch): their
-    notifications in one statement, what reporting is told in another. */
+    Envelopes waiting together are recorded together, whatever their types (s_record_batch):
+    their notifications in one statement, what reporting is told in another. */
 #include "finestra.h"
 
 extern const fs_migration_t notification_migrations[];
@@ -213,7 +213,7 @@ static const fs_handler_t s_handlers [] = {
     { NULL, NULL }
 };
 
-//  Every type's runs are recorded together
+//  Every type's envelopes are recorded together, one run for all types
 static int
 s_init (fs_server_t *server)
 {

@@ -24,35 +24,54 @@ s_publish_count (fs_inbox_ctx_t *ctx)
                  "reason", fs_redis_error (fs_server_redis (ctx->server)));
 }
 
-//  Counts a run of envelopes of one type (the inbox's batch): one upsert adds them all, and
-//  the run's last envelope publishes the committed count once (s_publish_count).
-//  FS_HANDLER_OK, or _RETRY (a run of mixed types, never made by the inbox, is left to the
-//  one-at-a-time path)
+//  Appends one element to a PostgreSQL array literal being built ("{" already in it)
+static void
+s_element (zchunk_t *list, const char *value, bool first)
+{
+    zchunk_extend (list, first ? "\"" : ",\"", first ? 1 : 2);
+    for (const char *p = value; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            zchunk_extend (list, "\\", 1);
+        zchunk_extend (list, p, 1);
+    }
+    zchunk_extend (list, "\"", 1);
+}
+
+//  Counts a run of envelopes (the inbox's batch; their types interleave): one upsert adds
+//  each type's number, and the run's last envelope of each type publishes that type's
+//  committed count (s_publish_count). FS_HANDLER_OK, or _RETRY
 static int
 s_count_batch (fs_inbox_ctx_t **ctxs, size_t n)
 {
-    const char *type = ctxs [0]->env->hdr.type;
+    zchunk_t *types = zchunk_new ("{", 1);
     for (size_t i = 0; i < n; i++) {
         ctxs [i]->result = FS_HANDLER_OK;
-        if (!streq (ctxs [i]->env->hdr.type, type)) {
-            fs_pg_set_error (ctxs [0]->pg, "a run of %s and %s", type, ctxs [i]->env->hdr.type);
-            return FS_HANDLER_RETRY;
-        }
+        s_element (types, ctxs [i]->env->hdr.type, i == 0);
     }
-    char added [24];
-    snprintf (added, sizeof added, "%zu", n);
-    const char *values [2] = { type, added };
+    zchunk_extend (types, "}", 2);
+    const char *values [1] = { (const char *) zchunk_data (types) };
+    //  In the types' order, so that two counting at once take the rows' locks alike
     PGresult *result = fs_pg_exec (ctxs [0]->pg,
-        "INSERT INTO reporting.event_counts (type, count) VALUES ($1, $2::bigint)"
+        "INSERT INTO reporting.event_counts (type, count)"
+        " SELECT t, count(*) FROM unnest ($1::text[]) AS u (t) GROUP BY t ORDER BY t"
         " ON CONFLICT (type) DO UPDATE SET count = reporting.event_counts.count + EXCLUDED.count"
-        " RETURNING count", 2, values);
+        " RETURNING type, count", 1, values);
+    zchunk_destroy (&types);
     if (!result)
         return FS_HANDLER_RETRY;
-    fs_inbox_ctx_t *last = ctxs [n - 1];
-    snprintf (last->after_data, sizeof last->after_data, "%s\t%s", type,
-              PQgetvalue (result, 0, 0));
+    for (int row = 0; row < PQntuples (result); row++) {
+        const char *type = PQgetvalue (result, row, 0);
+        size_t last = n;
+        while (last > 0 && !streq (ctxs [last - 1]->env->hdr.type, type))
+            last--;
+        if (last == 0)
+            continue;               //  not asked for: cannot happen
+        fs_inbox_ctx_t *ctx = ctxs [last - 1];
+        snprintf (ctx->after_data, sizeof ctx->after_data, "%s\t%s", type,
+                  PQgetvalue (result, row, 1));
+        ctx->after_commit = s_publish_count;
+    }
     PQclear (result);
-    last->after_commit = s_publish_count;
     return FS_HANDLER_OK;
 }
 
@@ -113,20 +132,13 @@ static const fs_handler_t s_handlers [] = {
     { NULL, NULL }
 };
 
-//  The types that come most (a referral makes ~2.5 of them) are counted a run at a time; the
-//  inbox takes 8 batch functions, so the rare ones stay one at a time
-static const char *s_batched [] = {
-    "intake.referral_requested", "referral.status_changed", "notification.queued",
-    "referral.orientation_given", "intake.case_opened", "intake.case_placed",
-    "referral.overdue", "referral.consent_withdrawn", NULL
-};
-
+//  Every type is counted a run at a time (runs mix them: they arrive interleaved)
 static int
 s_init (fs_server_t *server)
 {
     (void) server;
-    for (const char **type = s_batched; *type; type++)
-        if (fs_inbox_batch_set (*type, s_count_batch))
+    for (const fs_handler_t *handler = s_handlers; handler->type; handler++)
+        if (fs_inbox_batch_set (handler->type, s_count_batch))
             return -1;
     return 0;
 }

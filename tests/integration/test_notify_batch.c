@@ -1,7 +1,7 @@
-/*  test_notify_batch - notification and reporting apply a run of one type's envelopes
-    together (fs_inbox_batch_set): every envelope of the run counted exactly once and told
-    exactly once per recipient, an envelope re-sent inside the same batch a duplicate, a
-    recipient an envelope names twice told once. */
+/*  test_notify_batch - notification and reporting apply a run of envelopes together, their
+    types interleaved (fs_inbox_batch_set): every envelope of the run counted exactly once
+    and told exactly once per recipient, an envelope re-sent inside the same batch a
+    duplicate, a recipient an envelope names twice told once. */
 #include "fs_test.h"
 #include <signal.h>
 
@@ -150,19 +150,23 @@ Test (notify_batch, a_run_counts_and_tells_once_per_envelope_and_recipient)
     fs_test_suite_start (suite, "reporting");
     fs_test_suite_start (suite, "notification");
 
-    //  One batch: the changes, the 4th again, the overdues, the 1st overdue again
+    //  One batch, the types interleaved as they arrive: the first half of the changes, the
+    //  1st overdue, the second half, the 4th change again, the other overdues, the 1st again
     s_env_t changes [S_CHANGES], overdues [S_OVERDUES];
+    for (int i = 0; i < S_CHANGES; i++)
+        changes [i].data = s_changed (i, &changes [i].len, changes [i].id);
+    for (int i = 0; i < S_OVERDUES; i++)
+        overdues [i].data = s_overdue (i, &overdues [i].len, overdues [i].id);
     s_env_t *sent [S_CHANGES + S_OVERDUES + 2];
     size_t n = 0;
-    for (int i = 0; i < S_CHANGES; i++) {
-        changes [i].data = s_changed (i, &changes [i].len, changes [i].id);
+    for (int i = 0; i < S_CHANGES / 2; i++)
         sent [n++] = &changes [i];
-    }
+    sent [n++] = &overdues [0];
+    for (int i = S_CHANGES / 2; i < S_CHANGES; i++)
+        sent [n++] = &changes [i];
     sent [n++] = &changes [3];
-    for (int i = 0; i < S_OVERDUES; i++) {
-        overdues [i].data = s_overdue (i, &overdues [i].len, overdues [i].id);
+    for (int i = 1; i < S_OVERDUES; i++)
         sent [n++] = &overdues [i];
-    }
     sent [n++] = &overdues [0];
 
     //  Reporting: each type's run counted exactly (added to what was counted before),
