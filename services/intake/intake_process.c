@@ -65,6 +65,8 @@ typedef struct {
     char why [512];                 /* the last failed round: its error */
     char sqlstate [8];              /* its SQLSTATE */
     bool lost;                      /* it lost the connection */
+    char *skipped;                  /* seqs the claim skipped (locked by another), text[] */
+    bool restart;                   /* the last round was undone to keep seq order */
 } s_proc_t;
 
 // ---- JSON --------------------------------------------------------------------------------
@@ -756,8 +758,47 @@ s_log_round (size_t events, const int64_t *at)
               "commit_ms", step [4]);
 }
 
+//  Did a batch that held events this claim skipped end without processing them (rolled
+//  back, or its intake killed while PostgreSQL still held its locks)? Their people's later
+//  events may be in this batch and must not go first: the round is undone and claimed again
+//  from the start. Asked after taking the batch's people as process_batch will (the same
+//  keys, 010_process_mark.sql; it takes them again, at no cost) and before the gate opens:
+//  a live batch of the same people has committed by then, a live batch of others still holds
+//  its events (skipped here), and no other worker can claim the ended batch's events before
+//  this one asks. An event committed after the claim's snapshot is not in the list (it was
+//  stored later). true when the round must be undone (or the database failed)
+static bool
+s_left_behind (s_proc_t *self, const char *batch)
+{
+    if (!self->skipped)
+        return false;
+    const char *people [1] = { batch };
+    if (fs_pg_run (self->pg,
+        "SELECT count (pg_advisory_xact_lock (1179403647, k)) FROM ("
+        " SELECT DISTINCT hashtext ((p->>'nk') || '|' || (p->>'birth')) AS k FROM ("
+        "  SELECT x->'subj' AS p FROM jsonb_array_elements ($1::jsonb) x WHERE NOT x ? 'err'"
+        "  UNION ALL SELECT y FROM jsonb_array_elements ($1::jsonb) x,"
+        "   jsonb_array_elements (x->'members') y WHERE x ? 'members') people ORDER BY 1) keys",
+        1, people))
+        return true;
+    const char *values [1] = { self->skipped };
+    PGresult *result = fs_pg_exec (self->pg,
+        "SELECT count (*) FROM (SELECT 1 FROM intake.events WHERE seq = ANY ($1::bigint[])"
+        " AND processed_at IS NULL FOR UPDATE SKIP LOCKED) left_behind", 1, values);
+    if (!result)
+        return true;
+    bool behind = atol (PQgetvalue (result, 0, 0)) > 0;
+    PQclear (result);
+    if (behind) {
+        fs_pg_set_error (self->pg, "earlier events of an ended batch are unprocessed:"
+                         " claimed again from the start, in seq order");
+        self->restart = true;
+    }
+    return behind;
+}
+
 //  Claims and applies up to limit events in one transaction. The number claimed, or -1 when
-//  the database failed (then everything was rolled back)
+//  the database failed or the round must start again (then everything was rolled back)
 static int
 s_round (s_proc_t *self, long limit)
 {
@@ -767,6 +808,7 @@ s_round (s_proc_t *self, long limit)
         s_event_clear (&self->events [i]);
     self->nevents = 0;
     self->failed_ref [0] = 0;
+    self->restart = false;
     s_emits_t *emits = NULL;
     fs_outbox_item_t *items = NULL;
     PGresult *result = NULL;
@@ -803,13 +845,19 @@ s_round (s_proc_t *self, long limit)
     snprintf (after, sizeof after, "%lld", resume ? (long long) self->last_seq : 0LL);
     const char *values [2] = { lim, after };
     //  With the rules' and territory's stamp (013_process_config_stamp.sql): both are read
-    //  again, before triage, only when it moved
+    //  again, before triage, only when it moved. And, in the same snapshot, the earlier
+    //  events it skipped (locked by another batch): see s_left_behind
     result = fs_pg_execb (pg,
-        "SELECT e.ref::text, e.event,"
-        "       extract (epoch FROM now () - e.received_at)::float8::text, e.seq::text,"
-        "       (SELECT stamp FROM intake.process_config_stamp)::text"
-        " FROM intake.events e WHERE e.processed_at IS NULL AND e.seq > $2::bigint"
-        " ORDER BY e.seq LIMIT $1::int FOR UPDATE SKIP LOCKED",
+        "WITH c AS MATERIALIZED (SELECT e.ref, e.event, e.received_at, e.seq"
+        "  FROM intake.events e WHERE e.processed_at IS NULL AND e.seq > $2::bigint"
+        "  ORDER BY e.seq LIMIT $1::int FOR UPDATE SKIP LOCKED)"
+        " SELECT c.ref::text, c.event,"
+        "       extract (epoch FROM now () - c.received_at)::float8::text, c.seq::text,"
+        "       (SELECT stamp FROM intake.process_config_stamp)::text,"
+        "       (SELECT coalesce (array_agg (x.seq), '{}')::text FROM intake.events x"
+        "         WHERE x.processed_at IS NULL AND x.seq > $2::bigint"
+        "         AND x.seq < (SELECT max (seq) FROM c) AND x.seq NOT IN (SELECT seq FROM c))"
+        " FROM c ORDER BY c.seq",
         2, values, NULL, NULL, 1);
     if (!result)
         goto done;
@@ -832,6 +880,9 @@ s_round (s_proc_t *self, long limit)
         else
             s_event_triage (self, ev);
     }
+    free (self->skipped);
+    self->skipped = n > 0 && strcmp (PQgetvalue (result, 0, 5), "{}")
+                  ? strdup (PQgetvalue (result, 0, 5)) : NULL;
     if (n > 0) {
         fs_histogram_observe (args->lag, atof (PQgetvalue (result, 0, 2)));
         self->last_seq = atoll (PQgetvalue (result, n - 1, 3));
@@ -861,6 +912,8 @@ s_round (s_proc_t *self, long limit)
     }
     json->buf [--json->len] = 0;            //  the comma after the array
     const char *batch [1] = { json->buf };
+    if (s_left_behind (self, json->buf))
+        goto done;
     result = fs_pg_exec (pg, "SELECT o_i, o_person::text, o_case::text, o_centre, o_hood,"
                              " o_consent::text, o_consent_status, o_consent_purpose,"
                              " o_sex, o_residency, o_household, o_benefits"
@@ -1025,6 +1078,11 @@ intake_process_actor (zsock_t *pipe, void *varg)
                 if (isolate > 0)
                     isolate--;
             }
+            else
+            if (self->restart) {
+                fs_debug ("processing round undone", "reason", self->why);
+                due = true;                 //  at once: nothing failed
+            }
             else {
                 const char *why = self->why;
                 fs_counter_add (self->args->failures, 1);
@@ -1085,6 +1143,7 @@ intake_process_actor (zsock_t *pipe, void *varg)
     free (self->events);
     free (self->hoods);
     free (self->json.buf);
+    free (self->skipped);
     fs_pg_destroy (&self->pg);
     //  libpq's OpenSSL keeps per-thread state, freed when the thread exits; czmq signals the
     //  parent before that, so a process exiting right after stop could see it leaked (LSan

@@ -778,3 +778,59 @@ Test (intake_process, a_burst_about_few_people_gives_one_file_each)
                   0);
     s_stop (&suite);
 }
+
+//  Runs sql on conn, which must succeed
+static void
+s_exec (PGconn *conn, const char *sql)
+{
+    PGresult *result = PQexec (conn, sql);
+    cr_assert (PQresultStatus (result) == PGRES_COMMAND_OK
+            || PQresultStatus (result) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage (conn));
+    PQclear (result);
+}
+
+//  A batch that ends without processing what it claimed (rolled back, or its intake killed
+//  while PostgreSQL still held its locks) must not let a later event of one of its people go
+//  first: here a connection plays such a batch, holding Anna's consent grant and Anna
+Test (intake_process, a_batch_ended_unprocessed_does_not_reorder_a_person, .timeout = 60)
+{
+    fs_test_suite_t *suite = s_start ("proc_order");
+    s_attention (suite, &s_anna, NULL);         //  her file, so her lock's key is known
+    s_drain (suite);
+    PGconn *batch = PQconnectdb (suite->pg_url);
+    cr_assert_eq (PQstatus (batch), CONNECTION_OK);
+    //  The gate, as a worker takes it before claiming: intake's workers wait for it
+    s_exec (batch, "SELECT pg_advisory_lock (hashtext ('finestra.intake.process'))");
+    char grant [FS_UUID_LEN + 1], revoke [FS_UUID_LEN + 1];
+    s_grant (suite, &s_anna, "c-order", "2026-01-01T09:00:00Z", grant);
+    s_revoke (suite, &s_anna, "c-order", "2026-02-01T09:00:00Z", revoke);
+    char sql [512];
+    s_exec (batch, "BEGIN");
+    snprintf (sql, sizeof sql, "SELECT 1 FROM intake.events WHERE ref = '%s' FOR UPDATE", grant);
+    s_exec (batch, sql);
+    //  Her person lock, as process_batch takes it (010_process_mark.sql), then the gate opened
+    s_exec (batch, "SELECT pg_advisory_xact_lock (1179403647, hashtext (name_key || '|'"
+                   " || birth_date::text)) FROM intake.persons");
+    s_exec (batch, "SELECT pg_advisory_unlock (hashtext ('finestra.intake.process'))");
+    //  A worker claims the revocation (the grant is locked) and waits for Anna
+    cr_assert (fs_test_pg_wait (suite->pg_url, "SELECT count(*) FROM pg_locks"
+                                " WHERE locktype = 'advisory' AND objsubid = 2 AND NOT granted", 1, 20000),
+               "no worker waited for Anna (log in %s)", suite->log_dir);
+    s_exec (batch, "ROLLBACK");                 //  the batch ends, its grant unprocessed
+    PQfinish (batch);
+    s_drain (suite);
+    //  Granted, then withdrawn: each announced, the grant processed no later than the revocation
+    cr_assert_eq (s_long (suite, "SELECT count(*) FROM intake.outbox WHERE type ="
+                                 " 'intake.consent_changed' AND correlation_id = '%s'"
+                                 " AND consumer = 'referral-router'", grant), 1);
+    cr_assert_eq (s_long (suite, "SELECT count(*) FROM intake.outbox WHERE type ="
+                                 " 'intake.consent_changed' AND correlation_id = '%s'"
+                                 " AND consumer = 'referral-router'", revoke), 1,
+                  "the revocation went first (log in %s)", suite->log_dir);
+    cr_assert_eq (s_long (suite, "SELECT count(*) FROM intake.events g, intake.events r"
+                                 " WHERE g.ref = '%s' AND r.ref = '%s'"
+                                 " AND g.processed_at <= r.processed_at", grant, revoke), 1);
+    cr_assert_eq (s_long (suite, "SELECT count(*) FROM intake.consents WHERE consent_ref ="
+                                 " 'c-order' AND withdrawn_at IS NOT NULL"), 1);
+    s_stop (&suite);
+}
