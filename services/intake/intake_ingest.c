@@ -140,6 +140,17 @@ s_check_rules (const intake_item_t *item, s_receipt_t *receipt)
                        : "doc_number is required unless doc_type is NONE");
         return -1;
     }
+    //  Nobody is born after today: a day's slack for the city's time zone (UTC+1/+2)
+    char tomorrow [16];
+    time_t now = time (NULL) + 24 * 3600;
+    struct tm tm;
+    gmtime_r (&now, &tm);
+    strftime (tomorrow, sizeof tomorrow, "%Y-%m-%d", &tm);
+    if (strcmp (subject->birth_date, tomorrow) > 0) {
+        s_reject (receipt, "invalid_field", "subject.birth_date",
+                  "birth date %s is in the future", subject->birth_date);
+        return -1;
+    }
     if (item->dtype == &fs_ev_benefits_application_submitted_type) {
         const fs_ev_benefits_application_submitted_t *application =
             (const fs_ev_benefits_application_submitted_t *) item->data;

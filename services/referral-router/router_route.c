@@ -778,7 +778,9 @@ s_compute (s_plan_t *plan, router_directory_t *dir, const char *today)
                                          ? &req->subject : NULL;
     router_facts_t facts = { .age = -1, .lives = ROUTER_LIVES_UNKNOWN };
     if (subject) {
-        if (subject->birth_date && strcmp (subject->birth_date, today) > 0) {
+        char tomorrow [16];             //  intake's slack for the city's time zone
+        s_date_after (today, 1, tomorrow, sizeof tomorrow);
+        if (subject->birth_date && strcmp (subject->birth_date, tomorrow) > 0) {
             //  No criterion on age can be judged on it: intake must send it again, right
             snprintf (plan->ctx->reason, sizeof plan->ctx->reason, "subject.birth_date %s is"
                       " after today (%s): the request cannot be routed", subject->birth_date,

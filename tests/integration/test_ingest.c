@@ -150,6 +150,8 @@ Test (ingest, every_error_code_with_its_field)
     //  invalid: dates, enums, bounds, ICD-10, doc_number with NONE
     s_expect_edit (suite, "subject.birth_date", TK_SET, tk_str ("1980-02-30"), "invalid_field",
                    "subject.birth_date");
+    s_expect_edit (suite, "subject.birth_date", TK_SET, tk_str ("2999-01-01"), "invalid_field",
+                   "subject.birth_date");
     s_expect_edit (suite, "occurred_at", TK_SET, tk_str ("yesterday"), "invalid_field",
                    "occurred_at");
     s_expect_edit (suite, "subject.doc_type", TK_SET, tk_str ("PASSPORTE"), "invalid_field",
