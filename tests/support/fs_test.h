@@ -144,6 +144,49 @@ void fs_test_router_consent (fs_test_suite_t *suite, const char *consent_id, con
                              const char *status, const char *recipients, const char *categories,
                              const char *expires_at);
 
+/* -- fs_test_relay.c: a real relay actor on a fresh outbox, and a bus consumer ------------ */
+
+#define FS_TEST_CONSUMER_MAX 400        /* envelopes a test's consumer takes at most */
+
+/* The consumer: a bound ROUTER; what arrived, in order, and how often each envelope. */
+typedef struct {
+    zsock_t *router;                    /* the consumer's bus ROUTER */
+    zframe_t *peer;                     /* the relay's identity (last seen) */
+    char ids [FS_TEST_CONSUMER_MAX][FS_UUID_LEN + 1];   /* ids in order of first arrival */
+    int counts [FS_TEST_CONSUMER_MAX];  /* receipts of each */
+    int nids;                           /* distinct ids */
+    int receipts;                       /* all receipts */
+} fs_test_consumer_t;
+
+/* The relay under test (notification's outbox, routed to reporting: the consumer) and what
+   it runs on. */
+typedef struct {
+    char *pg_url;                       /* a fresh database */
+    fs_pg_t *pg;                        /* the test's own connection (emitting) */
+    fs_config_t *config;
+    fs_routes_t *routes;
+    fs_metrics_t *metrics;
+    fs_relay_args_t args;               /* outlives the actor */
+    zactor_t *relay;
+    fs_test_consumer_t consumer;
+} fs_test_relay_t;
+
+/* A fresh database with the outbox, the consumer bound, the settings in the environment
+   (FINESTRA_RELAY_RETRY_MS = retry_ms); the relay not started. */
+fs_test_relay_t *fs_test_relay_new (const char *retry_ms);
+/* Stops the relay if running, drops the database. */
+void fs_test_relay_destroy (fs_test_relay_t **self_p);
+void fs_test_relay_start (fs_test_relay_t *self);
+void fs_test_relay_stop (fs_test_relay_t *self);
+/* One notification.queued event into the outbox on pg, in the transaction open there. */
+void fs_test_relay_emit_on (fs_test_relay_t *self, fs_pg_t *pg);
+/* Receives one envelope within timeout_ms: its index in the consumer's ids, -1 when none. */
+int fs_test_consumer_receive (fs_test_consumer_t *self, int timeout_ms);
+/* Acknowledges envelope index (`applied`), as fs_inbox does. */
+void fs_test_consumer_ack (fs_test_consumer_t *self, int index);
+/* Receives and acknowledges at once whatever comes within ms (a prompt consumer). */
+void fs_test_consumer_drain (fs_test_consumer_t *self, int ms);
+
 /* Other sections follow. */
 
 #endif
