@@ -10,7 +10,7 @@
 
 static fs_test_suite_t *s_suite;
 static char s_out [8192], s_err [8192];
-static int s_counter;
+static fs_test_publisher_t s_publisher = { .id_prefix = "merge-facts", .at = S_AT };
 
 static const char *s_services_csv =
     "code,kind,name,territory_scope,territory_codes,age_min,age_max,residency,needs,conditions,"
@@ -40,6 +40,7 @@ s_setup (void)
     fs_test_suite_setenv (s_suite, "FINESTRA_INTAKE_PROCESS_POLL_MS", "200");
     fs_test_suite_start (s_suite, "intake");
     fs_test_suite_start (s_suite, "referral-router");
+    s_publisher.suite = s_suite;
     fs_test_command_use_suite (&s_router, s_suite);
     fs_test_command_use_suite (&s_intake, s_suite);
     fs_test_router_load (&s_router, "intake_merge_facts", s_services_csv, s_territory_csv);
@@ -69,78 +70,36 @@ typedef struct {
     const char *dni, *sex;
 } s_who_t;
 
-//  Publishes an event of type dt (its data given, then cleared) about who, living at
-//  Carrer de la Prova 1, 08001; expects `accepted`; intake's ref into ref (FS_UUID_LEN + 1)
+//  Who as the events' subject: Laia Merge, born 1984-02-03, living at Carrer de la Prova 1,
+//  08001
+static fs_test_person_t
+s_person (const s_who_t *who)
+{
+    return (fs_test_person_t) {
+        .dni = who->dni, .given = "Laia", .family = "Merge", .birth = "1984-02-03",
+        .sex = who->sex, .street = "Carrer de la Prova", .number = "1", .postcode = "08001"
+    };
+}
+
+//  Publishes an event of type dt (its data given, then cleared) about who; expects
+//  `accepted`; intake's ref into ref (FS_UUID_LEN + 1)
 static void
 s_publish (const s_who_t *who, const fs_type_t *dt, void *data, char *ref)
 {
-    fs_ingest_event_t event = { 0 };
-    const fs_type_t *et = &fs_ingest_event_type;
-    char id [32];
-    snprintf (id, sizeof id, "merge-facts-%d", ++s_counter);
-    fs_proto_set_int (et, &event, "v", 1);
-    fs_proto_set_str (et, &event, "id", id);
-    fs_proto_set_str (et, &event, "source", "city-system");
-    fs_proto_set_str (et, &event, "type", dt->wire);
-    fs_proto_set_str (et, &event, "occurred_at", S_AT);
-    const fs_type_t *st = &fs_ingest_subject_type;
-    fs_proto_set_str (st, &event.subject, "doc_type", "DNI");
-    fs_proto_set_str (st, &event.subject, "doc_number", who->dni);
-    fs_proto_set_str (st, &event.subject, "given_name", "Laia");
-    fs_proto_set_str (st, &event.subject, "family_name", "Merge");
-    fs_proto_set_str (st, &event.subject, "birth_date", "1984-02-03");
-    fs_proto_set_str (st, &event.subject, "sex", who->sex);
-    const fs_type_t *at = &fs_ingest_address_type;
-    fs_proto_set_str (at, &event.subject.address, "street", "Carrer de la Prova");
-    fs_proto_set_str (at, &event.subject.address, "number", "1");
-    fs_proto_set_str (at, &event.subject.address, "postcode", "08001");
-    event.subject.present |= 1ull << fs_ingest_subject_F_address;
-    event.present |= 1ull << fs_ingest_event_F_subject;
-    fs_proto_error_t err;
-    cr_assert_eq (fs_proto_encode (dt, data, &event.data.data, &event.data.len, &err), 0,
-                  "test data invalid: %s", err.message);
-    event.present |= 1ull << fs_ingest_event_F_data;
-    char *bytes;
-    size_t len;
-    cr_assert_eq (fs_proto_encode (et, &event, &bytes, &len, &err), 0, "%s", err.message);
-    fs_proto_clear (et, &event);
-    fs_proto_clear (dt, data);
-    fs_ingest_receipt_t receipt = { 0 };
-    cr_assert_eq (fs_test_publish (s_suite->ingest_endpoint, bytes, len, &receipt, 10000), 0,
-                  "no receipt from intake (logs in %s)", s_suite->log_dir);
-    cr_assert_str_eq (receipt.status, "accepted", "%s: %s", dt->wire,
-                      FS_PRESENT (&receipt, fs_ingest_receipt_F_error)
-                      ? receipt.error.message : "");
-    snprintf (ref, FS_UUID_LEN + 1, "%s", receipt.ref);
-    fs_proto_clear (&fs_ingest_receipt_type, &receipt);
-    free (bytes);
+    fs_test_person_t person = s_person (who);
+    fs_test_person_publish (&s_publisher, &person, dt, data, ref);
 }
 
 //  Waits until intake processed the event of ref
-static void
-s_processed (const char *ref)
-{
-    char sql [256];
-    snprintf (sql, sizeof sql, "SELECT count(*) FROM intake.events WHERE ref = '%s'"
-              " AND processed_at IS NOT NULL AND process_error IS NULL", ref);
-    cr_assert (fs_test_pg_wait (s_suite->pg_url, sql, 1, 20000),
-               "intake did not process %s (logs in %s)", ref, s_suite->log_dir);
-}
+#define s_processed(ref) fs_test_person_processed (&s_publisher, ref)
 
 //  register.address_changed: the padró registers who at Carrer de la Prova 1
 static void
 s_registered (const s_who_t *who)
 {
-    const fs_type_t *t = &fs_ev_address_changed_type;
-    fs_ev_address_changed_t data = { 0 };
-    const fs_type_t *at = &fs_ingest_address_type;
-    fs_proto_set_str (at, &data.new_address, "street", "Carrer de la Prova");
-    fs_proto_set_str (at, &data.new_address, "number", "1");
-    fs_proto_set_str (at, &data.new_address, "postcode", "08001");
-    data.present |= 1ull << fs_ev_address_changed_F_new_address;
-    fs_proto_set_str (t, &data, "effective_date", "2025-01-15");
+    fs_test_person_t person = s_person (who);
     char ref [FS_UUID_LEN + 1];
-    s_publish (who, t, &data, ref);
+    fs_test_person_registered (&s_publisher, &person, ref);
     s_processed (ref);
 }
 
@@ -163,25 +122,16 @@ s_application (const s_who_t *who)
 static void
 s_gender_violence (const s_who_t *who, char *ref)
 {
-    const fs_type_t *t = &fs_ev_emergency_intervention_type;
-    fs_ev_emergency_intervention_t data = { 0 };
-    fs_proto_set_str (t, &data, "kind", "gender_violence");
-    fs_proto_set_str (t, &data, "at", S_AT);
-    fs_proto_set_int (t, &data, "minors_involved", 0);
-    fs_proto_set_str (t, &data, "urgency", "urgent");
-    s_publish (who, t, &data, ref);
+    fs_test_person_t person = s_person (who);
+    fs_test_person_gender_violence (&s_publisher, &person, ref);
 }
 
 //  housing.eviction_scheduled (need housing) of a household of two
 static void
 s_eviction (const s_who_t *who, char *ref)
 {
-    const fs_type_t *t = &fs_ev_eviction_scheduled_type;
-    fs_ev_eviction_scheduled_t data = { 0 };
-    fs_proto_set_str (t, &data, "eviction_date", "2026-07-01");
-    fs_proto_set_int (t, &data, "household_size", 2);
-    fs_proto_set_int (t, &data, "minors", 0);
-    s_publish (who, t, &data, ref);
+    fs_test_person_t person = s_person (who);
+    fs_test_person_eviction (&s_publisher, &person, 2, ref);
 }
 
 static char *

@@ -187,6 +187,41 @@ void fs_test_consumer_ack (fs_test_consumer_t *self, int index);
 /* Receives and acknowledges at once whatever comes within ms (a prompt consumer). */
 void fs_test_consumer_drain (fs_test_consumer_t *self, int ms);
 
+/* -- fs_test_person.c: events about one person, through intake's ingest socket ----------- */
+
+/* The subject of the events (sex NULL: not given); the address is where the person lives. */
+typedef struct {
+    const char *dni, *given, *family, *birth, *sex;
+    const char *street, *number, *postcode;
+} fs_test_person_t;
+
+/* Where the events go and what they share: ids <id_prefix>-<n>, occurred_at at. */
+typedef struct {
+    fs_test_suite_t *suite;             /* its intake takes the events */
+    const char *id_prefix;
+    const char *at;
+    int counter;
+} fs_test_publisher_t;
+
+/* The encoded event of type dt about who (data cleared), for tests that alter bytes. */
+char *fs_test_person_encode (fs_test_publisher_t *self, const fs_test_person_t *who,
+                             const fs_type_t *dt, void *data, size_t *len);
+/* Publishes an event of type dt about who (data cleared); asserts `accepted`; intake's ref
+   into ref (FS_UUID_LEN + 1). */
+void fs_test_person_publish (fs_test_publisher_t *self, const fs_test_person_t *who,
+                             const fs_type_t *dt, void *data, char *ref);
+/* Waits (asserts, 20 s) until intake processed the event of ref without error. */
+void fs_test_person_processed (fs_test_publisher_t *self, const char *ref);
+/* emergency.intervention of kind gender_violence (need gender_violence), urgent, no minors. */
+void fs_test_person_gender_violence (fs_test_publisher_t *self, const fs_test_person_t *who,
+                                     char *ref);
+/* housing.eviction_scheduled (need housing) of a household of size, no minors. */
+void fs_test_person_eviction (fs_test_publisher_t *self, const fs_test_person_t *who, int size,
+                              char *ref);
+/* register.address_changed: the padró registers who at who's address. */
+void fs_test_person_registered (fs_test_publisher_t *self, const fs_test_person_t *who,
+                                char *ref);
+
 /* Other sections follow. */
 
 #endif
