@@ -38,14 +38,12 @@ static fs_test_command_t s_router = {
 static void
 s_setup (void)
 {
-    s_suite = fs_test_suite_new ("router_loop");
-    fs_test_suite_setenv (s_suite, "FINESTRA_ROUTER_DEADLINE_URGENT_S", "2");
-    fs_test_suite_setenv (s_suite, "FINESTRA_ROUTER_DEADLINE_SCAN_MS", "200");
-    fs_test_suite_start (s_suite, "referral-router");
-    fs_test_suite_start (s_suite, "notification");
-    fs_test_suite_start (s_suite, "reporting");
-    fs_test_command_use_suite (&s_router, s_suite);
-    fs_test_router_load (&s_router, "router_loop", s_services_csv, s_territory_csv);
+    const char *const settings [] = {
+        "FINESTRA_ROUTER_DEADLINE_URGENT_S=2", "FINESTRA_ROUTER_DEADLINE_SCAN_MS=200", NULL
+    };
+    s_suite = fs_test_router_suite (&s_router, "router_loop", settings,
+                                    "referral-router notification reporting", s_services_csv,
+                                    s_territory_csv);
 }
 
 static void

@@ -32,12 +32,11 @@ static fs_test_command_t s_router = {
 static void
 s_setup (void)
 {
-    s_suite = fs_test_suite_new ("router_deadline_hold");
-    fs_test_suite_setenv (s_suite, "FINESTRA_ROUTER_DEADLINE_PREFERENT_S", "3600");
-    fs_test_suite_setenv (s_suite, "FINESTRA_ROUTER_DEADLINE_SCAN_MS", "100");
-    fs_test_suite_start (s_suite, "referral-router");
-    fs_test_command_use_suite (&s_router, s_suite);
-    fs_test_router_load (&s_router, "router_deadline_hold", s_services_csv, s_territory_csv);
+    const char *const settings [] = {
+        "FINESTRA_ROUTER_DEADLINE_PREFERENT_S=3600", "FINESTRA_ROUTER_DEADLINE_SCAN_MS=100", NULL
+    };
+    s_suite = fs_test_router_suite (&s_router, "router_deadline_hold", settings,
+                                    "referral-router", s_services_csv, s_territory_csv);
 }
 
 static void

@@ -31,11 +31,9 @@ static fs_test_command_t s_router = {
 static void
 s_setup (void)
 {
-    s_suite = fs_test_suite_new ("router_recall");
-    fs_test_suite_start (s_suite, "referral-router");
-    fs_test_suite_start (s_suite, "notification");
-    fs_test_command_use_suite (&s_router, s_suite);
-    fs_test_router_load (&s_router, "router_recall", s_services_csv, s_territory_csv);
+    s_suite = fs_test_router_suite (&s_router, "router_recall", NULL,
+                                    "referral-router notification", s_services_csv,
+                                    s_territory_csv);
 }
 
 static void

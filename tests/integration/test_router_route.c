@@ -41,11 +41,9 @@ static fs_test_command_t s_router = {
 static void
 s_setup (void)
 {
-    s_suite = fs_test_suite_new ("router_route");
-    fs_test_suite_start (s_suite, "referral-router");
-    fs_test_suite_start (s_suite, "notification");
-    fs_test_command_use_suite (&s_router, s_suite);
-    fs_test_router_load (&s_router, "router_route", s_services_csv, s_territory_csv);
+    s_suite = fs_test_router_suite (&s_router, "router_route", NULL,
+                                    "referral-router notification", s_services_csv,
+                                    s_territory_csv);
 }
 
 static void
@@ -70,17 +68,8 @@ typedef fs_test_router_req_t s_req_t;
 static char *
 s_text (const char *sql, const char *param)
 {
-    PGconn *conn = PQconnectdb (s_suite->pg_url);
-    cr_assert (PQstatus (conn) == CONNECTION_OK);
     const char *values [1] = { param };
-    PGresult *result = PQexecParams (conn, sql, param ? 1 : 0, NULL, values, NULL, NULL, 0);
-    cr_assert (PQresultStatus (result) == PGRES_TUPLES_OK, "%s: %s", sql,
-               PQerrorMessage (conn));
-    char *text = strdup (PQntuples (result) && !PQgetisnull (result, 0, 0)
-                         ? PQgetvalue (result, 0, 0) : "");
-    PQclear (result);
-    PQfinish (conn);
-    return text;
+    return fs_test_pg_text (s_suite->pg_url, sql, param ? 1 : 0, values);
 }
 
 #define s_expect(sql, param, expected) do { \

@@ -115,6 +115,12 @@ char *fs_test_envelope_queued (const char *channel, size_t *len, char *id_out);
    fs_test_command_t); asserts it succeeds. */
 void fs_test_router_load (const fs_test_command_t *router, const char *tag,
                           const char *services_csv, const char *territory_csv);
+/* A suite named tag with settings ("NAME=VALUE", NULL-terminated; NULL: none) that runs
+   services (space-separated, started in that order), router set to it, the directory loaded
+   from the CSVs (fs_test_router_load). */
+fs_test_suite_t *fs_test_router_suite (fs_test_command_t *router, const char *tag,
+                                       const char *const *settings, const char *services,
+                                       const char *services_csv, const char *territory_csv);
 /* Sends payload of type from intake on the suite's referral-router bus; asserts `applied`. */
 void fs_test_router_send (fs_test_suite_t *suite, const fs_type_t *type, const void *payload);
 

@@ -34,6 +34,30 @@ fs_test_router_load (const fs_test_command_t *router, const char *tag, const cha
     cr_assert_eq (rc, 0, "load-directory: %s", router->err ? router->err : "");
 }
 
+fs_test_suite_t *
+fs_test_router_suite (fs_test_command_t *router, const char *tag, const char *const *settings,
+                      const char *services, const char *services_csv,
+                      const char *territory_csv)
+{
+    fs_test_suite_t *suite = fs_test_suite_new (tag);
+    for (int i = 0; settings && settings [i]; i++) {
+        char name [128];
+        const char *equals = strchr (settings [i], '=');
+        cr_assert (equals && equals - settings [i] < (int) sizeof name, "%s", settings [i]);
+        snprintf (name, sizeof name, "%.*s", (int) (equals - settings [i]), settings [i]);
+        fs_test_suite_setenv (suite, name, equals + 1);
+    }
+    char copy [256];
+    snprintf (copy, sizeof copy, "%s", services);
+    char *save = NULL;
+    for (char *service = strtok_r (copy, " ", &save); service;
+         service = strtok_r (NULL, " ", &save))
+        fs_test_suite_start (suite, service);
+    fs_test_command_use_suite (router, suite);
+    fs_test_router_load (router, tag, services_csv, territory_csv);
+    return suite;
+}
+
 void
 fs_test_router_send (fs_test_suite_t *suite, const fs_type_t *type, const void *payload)
 {
