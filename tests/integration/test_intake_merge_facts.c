@@ -13,8 +13,7 @@ static char s_out [8192], s_err [8192];
 static fs_test_publisher_t s_publisher = { .id_prefix = "merge-facts", .at = S_AT };
 
 static const char *s_services_csv =
-    "code,kind,name,territory_scope,territory_codes,age_min,age_max,residency,needs,conditions,"
-    "criteria_text,capacity,delivery,delivery_target,demo\n"
+    FS_TEST_ROUTER_SERVICES_HEADER
     "CSS01,social_services_centre,CSS One,neighbourhood,01,,,lives_in_city,*,,"
     "Anyone living in neighbourhood 01,capacity,internal,notification,true\n"
     "PIAD-01,womens_service,PIAD One,district,01,16,,any,gender_violence,woman,"
@@ -25,12 +24,10 @@ static const char *s_territory_csv =
     "district_code,district,neighbourhood_code,neighbourhood\n01,One,01,N one\n";
 
 static fs_test_command_t s_router = {
-    .service = "referral-router", .capture = true, .out = s_out, .out_size = sizeof s_out,
-    .err = s_err, .err_size = sizeof s_err
+    FS_TEST_COMMAND_CAPTURE ("referral-router", s_out, s_err)
 };
 static fs_test_command_t s_intake = {
-    .service = "intake", .capture = true, .out = s_out, .out_size = sizeof s_out,
-    .err = s_err, .err_size = sizeof s_err
+    FS_TEST_COMMAND_CAPTURE ("intake", s_out, s_err)
 };
 
 static void

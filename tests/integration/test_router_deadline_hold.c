@@ -11,8 +11,7 @@ static fs_test_suite_t *s_suite;
 static char s_out [4096], s_err [4096];
 
 static const char *s_services_csv =
-    "code,kind,name,territory_scope,territory_codes,age_min,age_max,residency,needs,conditions,"
-    "criteria_text,capacity,delivery,delivery_target,demo\n"
+    FS_TEST_ROUTER_SERVICES_HEADER
     "CSS01,social_services_centre,CSS One,neighbourhood,01,,,lives_in_city,*,,"
     "Anyone living in neighbourhood 01,capacity,internal,notification,true\n"
     "OH-01,housing_office,Housing One,district,01,18,,lives_in_city,housing,,"
@@ -23,8 +22,7 @@ static const char *s_territory_csv =
 //  `finestra-referral-router ARGS...` on the suite's stores, output captured, with the
 //  suite's deadlines: preferent 1 hour (urgent 1 s is never used here)
 static fs_test_command_t s_router = {
-    .service = "referral-router", .capture = true, .out = s_out, .out_size = sizeof s_out,
-    .err = s_err, .err_size = sizeof s_err,
+    FS_TEST_COMMAND_CAPTURE ("referral-router", s_out, s_err),
     .settings = (const char *const []) { "FINESTRA_ROUTER_DEADLINE_PREFERENT_S=3600", NULL }
 };
 #define s_run(...) fs_test_command_runl (&s_router, __VA_ARGS__)

@@ -22,8 +22,7 @@ static char s_out [8192], s_err [8192];
 static fs_test_publisher_t s_publisher = { .id_prefix = "facts", .at = S_AT };
 
 static const char *s_services_csv =
-    "code,kind,name,territory_scope,territory_codes,age_min,age_max,residency,needs,conditions,"
-    "criteria_text,capacity,delivery,delivery_target,demo\n"
+    FS_TEST_ROUTER_SERVICES_HEADER
     "CSS01,social_services_centre,CSS One,neighbourhood,01 02,,,lives_in_city,*,,"
     "Anyone living in neighbourhoods 01 and 02,capacity,internal,notification,true\n"
     "CSS03,social_services_centre,CSS Three,neighbourhood,03,,,lives_in_city,*,,"
@@ -39,8 +38,7 @@ static const char *s_territory_csv =
     "01,One,01,N one\n01,One,02,N two\n02,Two,03,N three\n";
 
 static fs_test_command_t s_router = {
-    .service = "referral-router", .capture = true, .out = s_out, .out_size = sizeof s_out,
-    .err = s_err, .err_size = sizeof s_err
+    FS_TEST_COMMAND_CAPTURE ("referral-router", s_out, s_err)
 };
 
 static void

@@ -53,6 +53,12 @@ typedef struct {
     size_t err_size;
 } fs_test_command_t;
 
+/* The designated initializers of a capturing command of service, its output into the arrays
+   out and err: `fs_test_command_t cmd = { FS_TEST_COMMAND_CAPTURE ("intake", o, e) };` */
+#define FS_TEST_COMMAND_CAPTURE(service_, out_, err_) \
+    .service = (service_), .capture = true, .out = (out_), .out_size = sizeof (out_), \
+    .err = (err_), .err_size = sizeof (err_)
+
 /* Starts it with args (NULL-ended; the first 14 are passed); the pid. */
 pid_t fs_test_command_spawn (const fs_test_command_t *self, const char *const *args);
 /* The same with the arguments listed, NULL after the last. */
@@ -109,6 +115,11 @@ void fs_test_pg_expect_one (const char *url, const char *sql, const char *expect
 char *fs_test_envelope_queued (const char *channel, size_t *len, char *id_out);
 
 /* -- fs_test_router.c: the referral-router's directory and intake's messages to it -------- */
+
+/* The header line of a services CSV (load-directory's services.csv). */
+#define FS_TEST_ROUTER_SERVICES_HEADER \
+    "code,kind,name,territory_scope,territory_codes,age_min,age_max,residency,needs,conditions," \
+    "criteria_text,capacity,delivery,delivery_target,demo\n"
 
 /* Writes services_csv and territory_csv to /tmp/test_<tag>.<pid>.*.csv and runs
    `load-directory` with them and the demo needs.csv and zcodes.csv (router: a capturing
