@@ -235,25 +235,6 @@ s_apply (fs_server_t *server, s_item_t *item, uint64_t batch)
     return 0;
 }
 
-//  Appends a PostgreSQL array element to chunk: quoted, or NULL
-static void
-s_element (zchunk_t *chunk, const char *value, bool first)
-{
-    if (!first)
-        zchunk_extend (chunk, ",", 1);
-    if (!value) {
-        zchunk_extend (chunk, "NULL", 4);
-        return;
-    }
-    zchunk_extend (chunk, "\"", 1);
-    for (const char *p = value; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            zchunk_extend (chunk, "\\", 1);
-        zchunk_extend (chunk, p, 1);
-    }
-    zchunk_extend (chunk, "\"", 1);
-}
-
 //  Applies a run of items of one batch handler together: their inbox rows in one statement,
 //  the handler once for the fresh ones, under one savepoint. 1 applied (statuses set), 0
 //  undone (to be applied one at a time), -1 when the whole batch must be abandoned
@@ -267,8 +248,7 @@ s_apply_together (fs_server_t *server, const fs_handler_t *handler, s_item_t **r
     //  The same id twice in the run: the later ones are duplicates of the first
     zchunk_t *lists [4];
     for (int k = 0; k < 4; k++)
-        lists [k] = zchunk_new ("{", 1);
-    size_t listed = 0;
+        lists [k] = zchunk_new (NULL, 64 * n);
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < i && !run [i]->status; j++)
             if (!run [j]->status && streq (run [j]->id, run [i]->id))
@@ -276,14 +256,11 @@ s_apply_together (fs_server_t *server, const fs_handler_t *handler, s_item_t **r
         if (run [i]->status)
             continue;
         const fs_envelope_t *env = &run [i]->env;
-        s_element (lists [0], env->hdr.id, listed == 0);
-        s_element (lists [1], env->hdr.type, listed == 0);
-        s_element (lists [2], env->hdr.source, listed == 0);
-        s_element (lists [3], env->hdr.correlation_id, listed == 0);
-        listed++;
+        fs_pg_array_add (lists [0], env->hdr.id);
+        fs_pg_array_add (lists [1], env->hdr.type);
+        fs_pg_array_add (lists [2], env->hdr.source);
+        fs_pg_array_add (lists [3], env->hdr.correlation_id);
     }
-    for (int k = 0; k < 4; k++)
-        zchunk_extend (lists [k], "}", 2);
     char sql [384];
     snprintf (sql, sizeof sql,
               "INSERT INTO \"%s\".inbox (msg_id, type, source, correlation_id, outcome)"
@@ -292,7 +269,7 @@ s_apply_together (fs_server_t *server, const fs_handler_t *handler, s_item_t **r
               " RETURNING msg_id::text", fs_server_schema (server));
     const char *values [4];
     for (int k = 0; k < 4; k++)
-        values [k] = (const char *) zchunk_data (lists [k]);
+        values [k] = fs_pg_array_end (lists [k]);
     PGresult *fresh = fs_pg_exec (pg, sql, 4, values);
     for (int k = 0; k < 4; k++)
         zchunk_destroy (&lists [k]);
@@ -442,7 +419,7 @@ fs_inbox_handle (fs_server_t *server, zsock_t *router)
     //  duplicates without a statement each
     fs_proto_error_t *errs = (fs_proto_error_t *) calloc ((size_t) n, sizeof (fs_proto_error_t));
     assert (errs);
-    zchunk_t *ids = zchunk_new ("{", 1);
+    zchunk_t *ids = zchunk_new (NULL, 40 * (size_t) n);
     int decoded = 0;
     for (int i = 0; i < n; i++) {
         s_item_t *item = &items [i];
@@ -450,12 +427,11 @@ fs_inbox_handle (fs_server_t *server, zsock_t *router)
                                 FS_INBOX_MAX_BYTES, &item->env, &errs [i]) == 0) {
             item->decoded = true;
             snprintf (item->id, sizeof item->id, "%s", item->env.hdr.id);
-            if (decoded++)
-                zchunk_extend (ids, ",", 1);
-            zchunk_extend (ids, item->id, strlen (item->id));
+            fs_pg_array_add (ids, item->id);
+            decoded++;
         }
     }
-    zchunk_extend (ids, "}\0", 2);
+    fs_pg_array_end (ids);
     if (decoded) {
         char sql [128];
         snprintf (sql, sizeof sql, "SELECT msg_id::text FROM \"%s\".inbox"

@@ -52,19 +52,6 @@ fs_outbox_emit (fs_pg_t *pg, const char *schema, const char *source, fs_routes_t
     return 0;
 }
 
-//  Appends one quoted element to a PostgreSQL array literal being built in chunk
-static void
-s_array_add (zchunk_t *chunk, const char *value, size_t len)
-{
-    zchunk_extend (chunk, zchunk_size (chunk) ? ",\"" : "{\"", 2);
-    for (size_t i = 0; i < len; i++) {
-        if (value [i] == '"' || value [i] == '\\')
-            zchunk_extend (chunk, "\\", 1);
-        zchunk_extend (chunk, value + i, 1);
-    }
-    zchunk_extend (chunk, "\"", 1);
-}
-
 int
 fs_outbox_emit_many (fs_pg_t *pg, const char *schema, const char *source, fs_routes_t *routes,
                      const fs_outbox_item_t *items, size_t n, fs_proto_error_t *err)
@@ -101,11 +88,11 @@ fs_outbox_emit_many (fs_pg_t *pg, const char *schema, const char *source, fs_rou
         sodium_bin2hex (hex, len * 2 + 1, (const unsigned char *) data, len);
         free (data);
         for (size_t c = 0; c < nconsumers; c++) {
-            s_array_add (columns [0], id, strlen (id));
-            s_array_add (columns [1], consumers [c], strlen (consumers [c]));
-            s_array_add (columns [2], ptype->wire, strlen (ptype->wire));
-            s_array_add (columns [3], correlation, strlen (correlation));
-            s_array_add (columns [4], hex, len * 2);
+            fs_pg_array_add (columns [0], id);
+            fs_pg_array_add (columns [1], consumers [c]);
+            fs_pg_array_add (columns [2], ptype->wire);
+            fs_pg_array_add (columns [3], correlation);
+            fs_pg_array_add (columns [4], hex);
             rows++;
         }
         free (hex);
@@ -115,10 +102,8 @@ fs_outbox_emit_many (fs_pg_t *pg, const char *schema, const char *source, fs_rou
         goto done;
     }
     const char *values [6];
-    for (int c = 0; c < 5; c++) {
-        zchunk_extend (columns [c], "}", 2);        //  with the NUL
-        values [c] = (const char *) zchunk_data (columns [c]);
-    }
+    for (int c = 0; c < 5; c++)
+        values [c] = fs_pg_array_end (columns [c]);
     char sql [400], channel [96];
     snprintf (sql, sizeof sql,
               "WITH o AS (INSERT INTO \"%s\".outbox (msg_id, consumer, type, correlation_id,"

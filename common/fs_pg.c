@@ -458,3 +458,42 @@ fs_pg_rollback (fs_pg_t *self)
     }
     self->in_tx = false;
 }
+
+void
+fs_pg_array_add (zchunk_t *chunk, const char *value)
+{
+    zchunk_extend (chunk, zchunk_size (chunk) ? "," : "{", 1);
+    if (!value) {
+        zchunk_extend (chunk, "NULL", 4);
+        return;
+    }
+    zchunk_extend (chunk, "\"", 1);
+    //  The runs between characters to escape go in at once (envelopes in hex are long)
+    for (const char *p = value; *p; ) {
+        size_t run = strcspn (p, "\"\\");
+        zchunk_extend (chunk, p, run);
+        p += run;
+        if (*p) {
+            zchunk_extend (chunk, "\\", 1);
+            zchunk_extend (chunk, p++, 1);
+        }
+    }
+    zchunk_extend (chunk, "\"", 1);
+}
+
+const char *
+fs_pg_array_end (zchunk_t *chunk)
+{
+    if (zchunk_size (chunk) == 0)
+        zchunk_extend (chunk, "{", 1);
+    zchunk_extend (chunk, "}", 2);          //  with the NUL
+    return (const char *) zchunk_data (chunk);
+}
+
+const char *
+fs_pg_array (zchunk_t *chunk, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fs_pg_array_add (chunk, list [i]);
+    return fs_pg_array_end (chunk);
+}

@@ -55,4 +55,12 @@ int fs_pg_commit (fs_pg_t *self);
 /* Rolls back; safe to call when no transaction is open or the connection is lost. */
 void fs_pg_rollback (fs_pg_t *self);
 
+/* PostgreSQL array literals built in a zchunk: one parameter carries a whole column of a
+   multi-row statement (unnest). Start from an empty chunk; each element is quoted (`"` and
+   `\` escaped), a NULL pointer gives NULL; fs_pg_array_end closes it ("{}" when empty),
+   NUL-terminated, and returns the text. fs_pg_array does it for a list of n strings. */
+void fs_pg_array_add (zchunk_t *chunk, const char *value);
+const char *fs_pg_array_end (zchunk_t *chunk);
+const char *fs_pg_array (zchunk_t *chunk, const char *const *list, size_t n);
+
 #endif

@@ -84,19 +84,6 @@ s_whom (fs_inbox_ctx_t *ctx, s_told_t *told)
     return false;
 }
 
-//  Appends one element to a PostgreSQL array literal being built ("{" already in it)
-static void
-s_element (zchunk_t *list, const char *value, bool first)
-{
-    zchunk_extend (list, first ? "\"" : ",\"", first ? 1 : 2);
-    for (const char *p = value; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            zchunk_extend (list, "\\", 1);
-        zchunk_extend (list, p, 1);
-    }
-    zchunk_extend (list, "\"", 1);
-}
-
 //  Records n envelopes' pending in-app notifications, one per envelope and recipient (topic
 //  the envelope's type), in one statement, and tells reporting each is queued (one more).
 //  An envelope that can never be recorded is marked rejected and the others kept.
@@ -108,7 +95,7 @@ s_record_batch (fs_inbox_ctx_t **ctxs, size_t n)
     s_told_t *told = (s_told_t *) zmalloc (n * sizeof (s_told_t));
     zchunk_t *lists [6];
     for (int k = 0; k < 6; k++)
-        lists [k] = zchunk_new ("{", 1);
+        lists [k] = zchunk_new (NULL, 64 * n);
     size_t rows = 0;
     for (size_t i = 0; i < n; i++) {
         ctxs [i]->result = FS_HANDLER_OK;
@@ -120,19 +107,17 @@ s_record_batch (fs_inbox_ctx_t **ctxs, size_t n)
         for (size_t r = 0; r < told [i].n; r++, rows++) {
             char id [FS_UUID_LEN + 1];
             fs_uuid (id);
-            s_element (lists [0], id, rows == 0);
-            s_element (lists [1], env->hdr.id, rows == 0);
-            s_element (lists [2], told [i].recipient [r], rows == 0);
-            s_element (lists [3], env->hdr.type, rows == 0);
-            s_element (lists [4], told [i].subject_ref, rows == 0);
-            s_element (lists [5], env->hdr.correlation_id, rows == 0);
+            fs_pg_array_add (lists [0], id);
+            fs_pg_array_add (lists [1], env->hdr.id);
+            fs_pg_array_add (lists [2], told [i].recipient [r]);
+            fs_pg_array_add (lists [3], env->hdr.type);
+            fs_pg_array_add (lists [4], told [i].subject_ref);
+            fs_pg_array_add (lists [5], env->hdr.correlation_id);
         }
     }
-    for (int k = 0; k < 6; k++)
-        zchunk_extend (lists [k], "}", 2);
     const char *values [6];
     for (int k = 0; k < 6; k++)
-        values [k] = (const char *) zchunk_data (lists [k]);
+        values [k] = fs_pg_array_end (lists [k]);
     //  A recipient named twice by one envelope is told once (the constraint of 002); the
     //  rows come back in the arrays' order, which is the order reporting is told in
     PGresult *result = rows == 0 ? NULL : fs_pg_exec (first->pg,

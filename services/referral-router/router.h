@@ -68,9 +68,6 @@ size_t router_directory_zcode_needs (router_directory_t *self, const char *const
 
 /* ---- router_route.c: routing a request (router_scope.h: what may leave) --------------- */
 
-/* A PostgreSQL array literal of list (n strings) appended to chunk, NUL-terminated:
-   {"a","b"}. */
-void router_sql_array (zchunk_t *chunk, const char *const *list, size_t n);
 /* True when text, a list of items separated by 0x1f (array_to_string (..., E'\x1f')),
    holds item. */
 bool router_list_has (const char *text, const char *item);

@@ -24,32 +24,18 @@ s_publish_count (fs_inbox_ctx_t *ctx)
                  "reason", fs_redis_error (fs_server_redis (ctx->server)));
 }
 
-//  Appends one element to a PostgreSQL array literal being built ("{" already in it)
-static void
-s_element (zchunk_t *list, const char *value, bool first)
-{
-    zchunk_extend (list, first ? "\"" : ",\"", first ? 1 : 2);
-    for (const char *p = value; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            zchunk_extend (list, "\\", 1);
-        zchunk_extend (list, p, 1);
-    }
-    zchunk_extend (list, "\"", 1);
-}
-
 //  Counts a run of envelopes (the inbox's batch; their types interleave): one upsert adds
 //  each type's number, and the run's last envelope of each type publishes that type's
 //  committed count (s_publish_count). FS_HANDLER_OK, or _RETRY
 static int
 s_count_batch (fs_inbox_ctx_t **ctxs, size_t n)
 {
-    zchunk_t *types = zchunk_new ("{", 1);
+    zchunk_t *types = zchunk_new (NULL, 32 * n);
     for (size_t i = 0; i < n; i++) {
         ctxs [i]->result = FS_HANDLER_OK;
-        s_element (types, ctxs [i]->env->hdr.type, i == 0);
+        fs_pg_array_add (types, ctxs [i]->env->hdr.type);
     }
-    zchunk_extend (types, "}", 2);
-    const char *values [1] = { (const char *) zchunk_data (types) };
+    const char *values [1] = { fs_pg_array_end (types) };
     //  In the types' order, so that two counting at once take the rows' locks alike
     PGresult *result = fs_pg_exec (ctxs [0]->pg,
         "INSERT INTO reporting.event_counts (type, count)"
