@@ -27,42 +27,10 @@ s_count_recalls (fs_inbox_ctx_t *ctx)
         fs_counter_add (s_recalls, strtoull (ctx->after_data, NULL, 10));
 }
 
-//  Appends a PostgreSQL array literal of list to chunk: {"a","b"}
-static void
-s_array (zchunk_t *chunk, const fs_strlist_t *list)
-{
-    zchunk_extend (chunk, "{", 1);
-    for (size_t i = 0; i < list->n; i++) {
-        zchunk_extend (chunk, i ? ",\"" : "\"", i ? 2 : 1);
-        for (const char *p = list->items [i]; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                zchunk_extend (chunk, "\\", 1);
-            zchunk_extend (chunk, p, 1);
-        }
-        zchunk_extend (chunk, "\"", 1);
-    }
-    zchunk_extend (chunk, "}", 2);          //  with the NUL
-}
-
 // ---- recall: a withdrawal reaches the targets that already hold the data -------------------
 
 #define S_SEP "\x1f"                //  list separator in text results (codes hold no 0x1f)
 #define S_PERSON_LOCK "1383351155"  //  'RtCs': first half of the per-person advisory lock
-
-//  True when word is one of the items of list, separated by S_SEP
-static bool
-s_listed (const char *list, const char *word)
-{
-    size_t len = strlen (word);
-    for (const char *p = list; p && *p; ) {
-        const char *end = strchr (p, S_SEP [0]);
-        size_t n = end ? (size_t) (end - p) : strlen (p);
-        if (n == len && memcmp (p, word, len) == 0)
-            return true;
-        p = end ? end + 1 : NULL;
-    }
-    return false;
-}
 
 //  The items of sent (S_SEP list) no item of kept names, into out (S_SEP list, "" none)
 static void
@@ -72,7 +40,7 @@ s_minus (const char *sent, const char *kept, char *out, size_t size)
     char *copy = strdup (sent);
     for (char *save = NULL, *c = strtok_r (copy, S_SEP, &save); c;
          c = strtok_r (NULL, S_SEP, &save))
-        if (!s_listed (kept, c)) {
+        if (!router_list_has (kept, c)) {
             size_t used = strlen (out);
             snprintf (out + used, size - used, "%s%s", used ? S_SEP : "", c);
         }
@@ -198,7 +166,7 @@ s_recall (fs_inbox_ctx_t *ctx, const fs_consent_changed_t *change)
                  : router_kind_parse (PQgetvalue (rows, row, 5));
         //  The recipient group routing checked the consent for (router_route.c)
         const char *recipient = router_recipient_of ((router_kind_t) (kind < 0 ? 0 : kind));
-        if (!s_listed (PQgetvalue (rows, row, 8), recipient))
+        if (!router_list_has (PQgetvalue (rows, row, 8), recipient))
             continue;           //  not a recipient this consent covered
         //  What the person's other valid consents still allow that recipient
         const char *other [4] = { change->person_id, ROUTER_PURPOSE, change->consent_id,
@@ -245,8 +213,10 @@ router_on_consent_changed (fs_inbox_ctx_t *ctx)
     const fs_consent_changed_t *change = (const fs_consent_changed_t *) ctx->env->payload;
     zchunk_t *recipients = zchunk_new (NULL, 128);
     zchunk_t *categories = zchunk_new (NULL, 128);
-    s_array (recipients, &change->recipients);
-    s_array (categories, &change->data_categories);
+    fs_pg_array (recipients, (const char *const *) change->recipients.items,
+                 change->recipients.n);
+    fs_pg_array (categories, (const char *const *) change->data_categories.items,
+                 change->data_categories.n);
     //  One change of a person's consents at a time (replicas included): two withdrawals
     //  each seeing the other consent still valid would otherwise both recall nothing
     const char *person [1] = { change->person_id };

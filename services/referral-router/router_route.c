@@ -43,22 +43,6 @@ s_count (int outcome)
 
 // ---- small helpers ---------------------------------------------------------------------
 
-void
-router_sql_array (zchunk_t *chunk, const char *const *list, size_t n)
-{
-    zchunk_extend (chunk, "{", 1);
-    for (size_t i = 0; i < n; i++) {
-        zchunk_extend (chunk, i ? ",\"" : "\"", i ? 2 : 1);
-        for (const char *p = list [i]; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                zchunk_extend (chunk, "\\", 1);
-            zchunk_extend (chunk, p, 1);
-        }
-        zchunk_extend (chunk, "\"", 1);
-    }
-    zchunk_extend (chunk, "}", 2);
-}
-
 //  Sets an owned string list from text separated by S_SEP ("" or NULL: left absent)
 static void
 s_list_set (fs_strlist_t *list, uint64_t *present, int index, const char *text)
@@ -373,7 +357,7 @@ s_dispatch (fs_server_t *server, fs_pg_t *pg, const char *id, uint32_t categorie
     PGresult *result = s_exec (pg, "router_dispatch",
         "SELECT r.event_ref, r.correlation_id, r.level, r.target, r.urgency, r.referent,"
         " array_to_string (r.needs, E'\\x1f'), array_to_string (r.complexity_factors, E'\\x1f'),"
-        " r.motivation, encode (s.subject, 'hex'), array_to_string (s.icd10_codes, E'\\x1f'),"
+        " r.motivation, s.subject, array_to_string (s.icd10_codes, E'\\x1f'),"
         " s.note, d.delivery, d.delivery_target, p.conference_on,"
         " p.requester_role || '@' || p.requester_service, p.target_role || '@' || p.target_service"
         " FROM referral_router.referrals r"
@@ -396,17 +380,16 @@ s_dispatch (fs_server_t *server, fs_pg_t *pg, const char *id, uint32_t categorie
     s_list_set (&lists [2], &ignored, 2, PQgetvalue (result, 0, 10));
     fs_referral_subject_t subject = { 0 };
     bool have_subject = false;
-    const char *hex = s_value (result, 0, 9);
-    if (hex && *hex) {
-        size_t len = strlen (hex) / 2;
-        char *bytes = (char *) zmalloc (len + 1);
-        for (size_t i = 0; i < len; i++)
-            sscanf (hex + 2 * i, "%2hhx", (unsigned char *) &bytes [i]);
+    const char *escaped = s_value (result, 0, 9);
+    size_t nbytes = 0;
+    unsigned char *bytes = escaped ? PQunescapeBytea ((const unsigned char *) escaped, &nbytes)
+                                   : NULL;
+    if (bytes && nbytes) {
         fs_proto_error_t err;
-        have_subject = fs_proto_decode (&fs_referral_subject_type, bytes, len, &subject,
-                                        &err) == 0;
-        free (bytes);
+        have_subject = fs_proto_decode (&fs_referral_subject_type, (const char *) bytes,
+                                        nbytes, &subject, &err) == 0;
     }
+    PQfreemem (bytes);
     s_package_src_t src = {
         .id = id, .event_ref = PQgetvalue (result, 0, 0), .level = PQgetvalue (result, 0, 2),
         .target = PQgetvalue (result, 0, 3), .urgency = PQgetvalue (result, 0, 4),
@@ -445,7 +428,8 @@ s_dispatch (fs_server_t *server, fs_pg_t *pg, const char *id, uint32_t categorie
     if (rc == 0) {
         const char *cats [ROUTER_DATA_COUNT];
         zchunk_t *sent_list = zchunk_new (NULL, 64);
-        router_sql_array (sent_list, cats, s_bit_names (sent, router_data_name, cats, ROUTER_DATA_COUNT));
+        fs_pg_array (sent_list, cats,
+                     s_bit_names (sent, router_data_name, cats, ROUTER_DATA_COUNT));
         const char *values [8] = { id, package.target, feed ? "feed" : "internal", destination,
                                    data, (const char *) zchunk_data (sent_list),
                                    categories ? basis : NULL, consents ? consents : "{}" };
@@ -524,7 +508,7 @@ s_consent_and_send (fs_server_t *server, fs_pg_t *pg, const char *id, const char
     for (size_t i = 0; i < nids; i++)
         list [i] = ids [i];
     zchunk_t *consents = zchunk_new (NULL, 128);
-    router_sql_array (consents, list, nids);
+    fs_pg_array (consents, list, nids);
     int rc = s_status (server, pg, id, event_ref, cause, "on-hold", "requested", NULL, NULL)
           || s_dispatch (server, pg, id, send, "consent", (const char *) zchunk_data (consents),
                          cause);
@@ -1225,10 +1209,10 @@ s_route_batch (fs_inbox_ctx_t **ctxs, size_t n)
                 plans [i].live = false;
         list [i] = plans [i].req->event_ref;
     }
-    router_sql_array (refs, list, n);
+    fs_pg_array (refs, list, n);
     for (size_t i = 0; i < n; i++)
         list [i] = plans [i].req->source;
-    router_sql_array (sources, list, n);
+    fs_pg_array (sources, list, n);
     //  Which are referrals already (the same request under another envelope id)
     const char *values [1] = { (const char *) zchunk_data (refs) };
     PGresult *known = s_exec (pg, "router_known", "SELECT event_ref FROM"
@@ -1257,7 +1241,7 @@ s_route_batch (fs_inbox_ctx_t **ctxs, size_t n)
     PGresult *consents = NULL;
     if (rc == FS_HANDLER_OK) {
         zchunk_t *persons = zchunk_new (NULL, 40 * n + 2);
-        router_sql_array (persons, list, npersons);
+        fs_pg_array (persons, list, npersons);
         consents = s_consents_read (pg, (const char *) zchunk_data (persons));
         zchunk_destroy (&persons);
         if (!consents)
@@ -1426,7 +1410,7 @@ router_override_command (fs_server_t *server, int argc, char **argv)
     if (rc == 0 && !*refusal) {
         const char *cats [ROUTER_DATA_COUNT];
         zchunk_t *list = zchunk_new (NULL, 64);
-        router_sql_array (list, cats, s_bit_names (send, router_data_name, cats, ROUTER_DATA_COUNT));
+        fs_pg_array (list, cats, s_bit_names (send, router_data_name, cats, ROUTER_DATA_COUNT));
         const char *values [5] = { id, basis, by, reason, (const char *) zchunk_data (list) };
         fs_envelope_t chain = { 0 };
         chain.hdr.correlation_id = correlation;
